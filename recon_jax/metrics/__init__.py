@@ -1,0 +1,2 @@
+"""Measures: reconstruction similarity and classification metrics."""
+from recon_jax.metrics.xcorr import max_xcorr

@@ -1,0 +1,9 @@
+"""Training: one data-parallel, checkpointed loop for every model."""
+from recon_jax.train.loop import checkpoint_manager
+from recon_jax.train.loop import DATA_AXIS
+from recon_jax.train.loop import fit
+from recon_jax.train.loop import make_mesh
+from recon_jax.train.loop import restore_latest
+from recon_jax.train.loop import shard_batch
+from recon_jax.train.loop import TrainingDivergedError
+from recon_jax.train.loop import TrainState

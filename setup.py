@@ -1,0 +1,34 @@
+"""recon_jax: train audio CNNs and turn their activations back into sound."""
+import setuptools
+
+setuptools.setup(
+    name="recon_jax",
+    version="0.1.0",
+    description=("Reconstruct spectrograms and audio from the activations of "
+                 "audio CNNs, in JAX/Flax."),
+    long_description=open("README.md", encoding="utf-8").read(),
+    long_description_content_type="text/markdown",
+    python_requires=">=3.10",
+    packages=setuptools.find_packages(include=["recon_jax", "recon_jax.*"]),
+    package_data={"recon_jax": ["data/tables/*.tsv", "data/text/*.txt"]},
+    install_requires=[
+        "jax>=0.4.35,<0.11",
+        "flax>=0.10,<0.13",
+        "optax>=0.2.3,<0.3",
+        "orbax-checkpoint>=0.11,<0.13",
+        "ml-collections>=0.1.1,<2",
+        "absl-py>=2.0,<3",
+        "numpy>=1.26,<3",
+        "scipy>=1.11,<2",
+        "soundfile>=0.12,<1",
+        "matplotlib>=3.8,<4",
+        # The only offline source of speech with exact phone timings (SPEC A0).
+        "espeakng-loader>=0.2.4,<0.3",
+        "tensorflow-datasets>=4.9,<5",
+    ],
+    extras_require={
+        "test": ["pytest>=8,<10", "pytest-xdist>=3.5,<4"],
+        # References users compare with; torch pinned to the CPU build.
+        "bench": ["torch==2.13.0", "librosa>=0.10,<0.12"],
+    },
+)
