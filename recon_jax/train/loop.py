@@ -184,7 +184,7 @@ def fit(*,
         state.params, batch, key)
     updates, opt_state = optimizer.update(grads, state.opt_state, state.params)
     params = optax.apply_updates(state.params, updates)
-    grad_norm = optax.global_norm(grads)
+    grad_norm = optax.tree.norm(grads)
     metrics = {"loss": loss, "grad_norm": grad_norm, **aux}
     finite = jnp.isfinite(loss) & jnp.isfinite(grad_norm)
     return TrainState(state.step + 1, params, opt_state), metrics, finite
