@@ -1,0 +1,17 @@
+"""Reconstructing a network's input from one layer's activations (SPEC A3).
+
+The thesis's four methods, each batched over examples (N) and over the K
+runs averaged per example, and each returning
+(reconstructions (N, F, T), runs (N, K, F, T), summary dict of (N, K) arrays):
+  reconstruct_by_annealing, reconstruct_by_backprop, reconstruct_by_decoder,
+  reconstruct_by_decoder_then_backprop.
+`layer_targets` computes Y*_n from originals; `make_energy` is E.
+"""
+from recon_jax.inversion.annealing import AnnealingConfig
+from recon_jax.inversion.annealing import reconstruct_by_annealing
+from recon_jax.inversion.backprop import BackpropConfig
+from recon_jax.inversion.backprop import reconstruct_by_backprop
+from recon_jax.inversion.objective import check_targets
+from recon_jax.inversion.objective import INPUT_SHAPE
+from recon_jax.inversion.objective import layer_targets
+from recon_jax.inversion.objective import make_energy

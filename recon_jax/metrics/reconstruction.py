@@ -1,0 +1,125 @@
+"""Reconstruction measures of the thesis (SPEC A4, thesis 7).
+
+Spectrograms are the network's inputs: (N, F, T) magnitudes minus the
+training mean spectrogram (F, T). Waveforms are (N, L) phone signals (zero
+padded to the common length), from which the spectrograms were made with the
+STFT of `recon_jax.ops.stft` (thesis defaults; pass window_length / hop /
+n_fft to match another STFT).
+  - euclidean_error: R = ||X* - X|| per example.
+  - spectrogram_mxcorr: mxcorr2, max over lags of the normalised xcorr of
+    the vectorised spectrograms.
+  - waveform_mxcorr: mxcorr of the original waveform and the Griffin-Lim
+    waveform of the reconstruction (mean spectrogram added back, magnitudes
+    clipped at 0).
+  - stft_round_trip_mxcorr: the same for the TRUE magnitude: the ceiling
+    phase recovery puts on waveform mxcorr (thesis ~0.7).
+  - waveform_mxcorr_threshold: mean mxcorr of the Griffin-Lim waveform of the
+    mean spectrogram against phone waveforms (thesis 0.12): a reconstruction
+    below it is worse than the average spectrogram.
+"""
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from recon_jax import ops
+from recon_jax.metrics.xcorr import max_xcorr
+from recon_jax.ops import checks
+
+
+def _pair_check(a, b, name_a, name_b):
+  if np.shape(a) != np.shape(b):
+    raise ValueError(f"{name_a} {np.shape(a)} and {name_b} {np.shape(b)} must "
+                     "have the same shape")
+  checks.check_min_rank(a, 2, name_a, "(N, ...)")
+  checks.check_finite(a, name_a)
+  checks.check_finite(b, name_b)
+
+
+def euclidean_error(originals, reconstructions) -> jax.Array:
+  """R = sqrt(sum (X* - X)^2) over all but the first axis: (N,)."""
+  _pair_check(originals, reconstructions, "originals", "reconstructions")
+  d = (jnp.asarray(originals, jnp.float32)
+       - jnp.asarray(reconstructions, jnp.float32))
+  return jnp.sqrt(jnp.sum(d.reshape((d.shape[0], -1))**2, axis=-1))
+
+
+def spectrogram_mxcorr(originals, reconstructions) -> jax.Array:
+  """mxcorr2 of each pair of spectrograms (N, F, T): (N,) in [-1, 1]."""
+  _pair_check(originals, reconstructions, "originals", "reconstructions")
+  return max_xcorr(originals, reconstructions, batch_ndim=1)
+
+
+def spectrogram_to_waveform(spectrograms, mean_spectrogram, key: jax.Array,
+                            n_iter: int = 100, length: int | None = None,
+                            **stft_params) -> jax.Array:
+  """Griffin-Lim waveforms of network-input spectrograms.
+
+  Args:
+    spectrograms: (N, F, T) mean-subtracted magnitudes (network inputs or
+      reconstructions of them).
+    mean_spectrogram: (F, T) the training mean added back (zeros if the
+      spectrograms are plain magnitudes).
+    key: PRNG key of Griffin-Lim's initial phase.
+    n_iter: Griffin-Lim iterations.
+    length: output samples (default: what the frames cover).
+    **stft_params: window_length, hop, n_fft of the STFT.
+
+  Returns:
+    (N, length) float32 waveforms.
+  """
+  checks.check_rank(spectrograms, (3,), "spectrograms", "(N, freq, frames)")
+  checks.check_finite(spectrograms, "spectrograms")
+  checks.check_finite(mean_spectrogram, "mean spectrogram")
+  if np.shape(mean_spectrogram) != np.shape(spectrograms)[1:]:
+    raise ValueError(f"mean spectrogram {np.shape(mean_spectrogram)} does not "
+                     f"match spectrograms {np.shape(spectrograms)}")
+  magnitude = jnp.maximum(jnp.asarray(spectrograms, jnp.float32)
+                          + jnp.asarray(mean_spectrogram, jnp.float32), 0.0)
+  return ops.griffin_lim(magnitude, key, n_iter=n_iter, length=length,
+                         **stft_params)
+
+
+def waveform_mxcorr(waveforms, spectrograms, mean_spectrogram,
+                    key: jax.Array, n_iter: int = 100,
+                    **stft_params) -> jax.Array:
+  """mxcorr of original waveforms (N, L) with GL waveforms of (N, F, T): (N,)."""
+  checks.check_rank(waveforms, (2,), "waveforms", "(N, samples)")
+  if np.shape(waveforms)[0] != np.shape(spectrograms)[0]:
+    raise ValueError(f"{np.shape(waveforms)[0]} waveforms but "
+                     f"{np.shape(spectrograms)[0]} spectrograms")
+  rebuilt = spectrogram_to_waveform(spectrograms, mean_spectrogram, key,
+                                    n_iter, np.shape(waveforms)[1],
+                                    **stft_params)
+  return max_xcorr(waveforms, rebuilt, batch_ndim=1)
+
+
+def stft_round_trip_mxcorr(waveforms, key: jax.Array, n_iter: int = 100,
+                           **stft_params) -> jax.Array:
+  """mxcorr of waveforms (N, L) with GL of their own STFT magnitude: (N,)."""
+  checks.check_rank(waveforms, (2,), "waveforms", "(N, samples)")
+  checks.check_finite(waveforms, "waveforms")
+  magnitude = jnp.abs(ops.stft(waveforms, **stft_params))
+  return waveform_mxcorr(waveforms, magnitude, jnp.zeros(magnitude.shape[1:]),
+                         key, n_iter, **stft_params)
+
+
+def waveform_mxcorr_threshold(mean_spectrogram, waveforms, key: jax.Array,
+                              n_iter: int = 100, **stft_params) -> float:
+  """Mean mxcorr of the mean spectrogram's GL waveform with each waveform.
+
+  Args:
+    mean_spectrogram: (F, T) training mean magnitude.
+    waveforms: (N, L) phone waveforms.
+
+  Returns:
+    The threshold, a float (thesis: 0.12).
+  """
+  checks.check_rank(waveforms, (2,), "waveforms", "(N, samples)")
+  checks.check_rank(mean_spectrogram, (2,), "mean spectrogram",
+                    "(freq, frames)")
+  average = spectrogram_to_waveform(
+      jnp.zeros((1,) + np.shape(mean_spectrogram)), mean_spectrogram, key,
+      n_iter, np.shape(waveforms)[1], **stft_params)
+  scores = max_xcorr(waveforms, jnp.broadcast_to(average, np.shape(waveforms)),
+                     batch_ndim=1)
+  return float(jnp.mean(scores))
