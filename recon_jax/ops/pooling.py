@@ -36,6 +36,7 @@ def _window_slices(x, window: int, stride: int, n_out: int):
   ]
 
 
+@functools.partial(jax.jit, static_argnums=(2, 3, 4))
 def _place_at_offsets(values, offsets, window: int, stride: int, length: int):
   """Scatter-adds values[..., i, :] to position i*stride + offsets[..., i, :].
 
@@ -98,8 +99,12 @@ def max_pool_with_argmax(x: jax.Array, window: int, stride: int):
   """
   checks.check_min_rank(x, 2, "max_pool_with_argmax input", "(..., L, C)")
   checks.check_finite(x, "max_pool_with_argmax input")
-  x = jnp.asarray(x)
-  window, stride = int(window), int(stride)
+  return _max_pool_with_argmax(jnp.asarray(x), int(window), int(stride))
+
+
+# Jitted so that eager calls run one compiled program, not op by op.
+@functools.partial(jax.jit, static_argnums=(1, 2))
+def _max_pool_with_argmax(x, window, stride):
   y, offset = _max_pool(x, window, stride)
   n_out = y.shape[-2]
   starts = (jnp.arange(n_out, dtype=jnp.int32) * stride)[:, None]
@@ -158,16 +163,21 @@ def max_unpool(y: jax.Array, switches: jax.Array, length: int) -> jax.Array:
     if sw.size and (sw.min() < 0 or sw.max() >= length):
       raise ValueError(f"max_unpool: switches span [{sw.min()}, {sw.max()}], "
                        f"outside [0, {length}) for length {length}")
-  y = jnp.asarray(y)
+  return _max_unpool(jnp.asarray(y), jnp.asarray(switches, jnp.int32),
+                     int(length))
+
+
+@functools.partial(jax.jit, static_argnums=2)
+def _max_unpool(y, switches, length):
   lead = y.shape[:-2]
   n_out, c = y.shape[-2:]
   y2 = y.reshape((-1, n_out, c))
-  sw2 = jnp.asarray(switches, jnp.int32).reshape((-1, n_out, c))
+  sw2 = switches.reshape((-1, n_out, c))
   b = jnp.arange(y2.shape[0])[:, None, None]
   ch = jnp.arange(c)[None, None, :]
-  out = jnp.zeros((y2.shape[0], int(length), c), y.dtype)
+  out = jnp.zeros((y2.shape[0], length, c), y.dtype)
   out = out.at[b, sw2, ch].add(y2, mode="promise_in_bounds")
-  return out.reshape(lead + (int(length), c))
+  return out.reshape(lead + (length, c))
 
 
 def blind_unpool(y: jax.Array, window: int, stride: int,
@@ -191,7 +201,14 @@ def blind_unpool(y: jax.Array, window: int, stride: int,
   window, stride, length = int(window), int(stride), int(length)
   y = jnp.asarray(y)
   _check_unpool_length(y.shape[-2], window, stride, length)
+  return _blind_unpool(y, window, stride, length)
+
+
+@functools.partial(jax.jit, static_argnums=(1, 2, 3))
+def _blind_unpool(y, window, stride, length):
+  n_out = y.shape[-2]
+  count = np.zeros((length, 1), np.float32)
+  for i in range(n_out):
+    count[i * stride:i * stride + window] += 1
   total = _place_at_offsets(y, None, window, stride, length)
-  count = _place_at_offsets(jnp.ones((y.shape[-2], 1), y.dtype), None, window,
-                            stride, length)
-  return total / jnp.maximum(count, 1)
+  return total / np.maximum(count, 1).astype(y.dtype)
