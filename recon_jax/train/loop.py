@@ -32,6 +32,14 @@ from recon_jax.train import metric_writers
 DATA_AXIS = "data"
 
 
+def _not_orbax_chatter(record) -> bool:
+  """Orbax logs every save step by step at INFO; keep its warnings only."""
+  return record.levelno > 20 or "/orbax/" not in record.pathname  # 20: INFO
+
+
+logging.get_absl_logger().addFilter(_not_orbax_chatter)
+
+
 class TrainingDivergedError(FloatingPointError):
   """The loss or gradient became NaN/Inf; the last good checkpoint is kept."""
 

@@ -1,0 +1,14 @@
+"""Config for experiments/make_corpus.py: an offline TIMIT-layout corpus.
+
+  python experiments/make_corpus.py --config=configs/make_corpus.py --workdir=DIR
+  python experiments/make_corpus.py --config=configs/make_corpus.py:tiny ...
+
+Fields are those of `recon_jax.data.corpus.get_config` (seed, speakers per
+dialect region and split, sentences per speaker, rate/pitch ranges, ...).
+"""
+from recon_jax.data import corpus
+
+
+def get_config(size="default"):
+  """`size`: "default" (~15k TRAIN / ~5k TEST phones) or "tiny" (tests)."""
+  return corpus.get_config(size)
