@@ -6,6 +6,7 @@ import pytest
 from scipy import signal
 
 from recon_jax import ops
+from recon_jax.metrics import max_xcorr
 
 PHONE = 2554  # samples of a phone at 16 kHz: 201 x 16 with the defaults
 
@@ -46,7 +47,7 @@ def test_defaults_give_thesis_shape():
 @pytest.mark.parametrize("window_length,hop,n_fft,length", SETTINGS)
 def test_stft_matches_scipy(window_length, hop, n_fft, length):
   x = chirps((length,), seed=length)
-  ours = np.asarray(ops.stft(x, window_length, hop, n_fft))
+  ours = np.asarray(ops.stft(x, window_length, hop, n_fft, scaling="spectrum"))
   ref = scipy_stft(x, window_length, hop, n_fft)
   assert ours.shape == ref.shape
   # float32 FFT of O(1) data: errors ~1e-7 relative to the spectrum's scale.
@@ -55,12 +56,29 @@ def test_stft_matches_scipy(window_length, hop, n_fft, length):
 
 def test_stft_batched():
   x = chirps((2, 3, PHONE), seed=1)
-  spec = np.asarray(ops.stft(x))
+  spec = np.asarray(ops.stft(x, scaling="spectrum"))
   assert spec.shape == (2, 3, 201, 16)
   ref = scipy_stft(x, 267, 145, 400)  # scipy transforms the last axis too
   np.testing.assert_allclose(spec, ref, rtol=0, atol=2e-6 * np.abs(ref).max())
+  spec = np.asarray(ops.stft(x))
   np.testing.assert_array_equal(np.asarray(ops.stft(x[1])), spec[1])
   np.testing.assert_array_equal(np.asarray(jax.vmap(ops.stft)(x[1])), spec[1])
+
+
+def test_default_scaling_is_the_plain_dft_of_windowed_frames():
+  """MATLAB's spectrogram (the thesis): no division by the window's sum."""
+  x = chirps((PHONE,), seed=3).astype(np.float64)
+  n = np.arange(267)
+  win = 0.5 - 0.5 * np.cos(2 * np.pi * n / 267)  # periodic Hann
+  ref = np.stack([np.fft.rfft(x[t * 145:t * 145 + 267] * win, n=400)
+                  for t in range(16)], axis=-1)
+  ours = np.asarray(ops.stft(x.astype(np.float32)))
+  np.testing.assert_allclose(ours, ref, rtol=0, atol=2e-6 * np.abs(ref).max())
+  spectrum = np.asarray(ops.stft(x.astype(np.float32), scaling="spectrum"))
+  np.testing.assert_allclose(ours, spectrum * win.sum(), rtol=1e-5,
+                             atol=1e-6 * np.abs(ours).max())
+  with pytest.raises(ValueError, match="scaling"):
+    ops.stft(x, scaling="psd")
 
 
 # scipy warns (NOLA) because the Hann window's zero at sample 0 is never
@@ -73,10 +91,15 @@ def test_istft_matches_scipy(window_length, hop, n_fft, length):
   spec = (rng.standard_normal((n_fft // 2 + 1, n_frames)) +
           1j * rng.standard_normal((n_fft // 2 + 1, n_frames)))
   spec = spec.astype(np.complex64) / n_fft
-  ours = np.asarray(ops.istft(spec, window_length, hop, n_fft))
+  ours = np.asarray(ops.istft(spec, window_length, hop, n_fft,
+                              scaling="spectrum"))
   ref = scipy_istft(spec, window_length, hop, n_fft)
   assert ours.shape == ref.shape == ((n_frames - 1) * hop + window_length,)
   np.testing.assert_allclose(ours, ref, rtol=0, atol=1e-6 * np.abs(ref).max())
+  win_sum = signal.get_window("hann", window_length).sum()
+  plain = np.asarray(ops.istft(spec * np.float32(win_sum), window_length, hop,
+                               n_fft))  # default scaling="none"
+  np.testing.assert_allclose(plain, ref, rtol=0, atol=1e-6 * np.abs(ref).max())
 
 
 @pytest.mark.parametrize("window_length,hop,n_fft,length", SETTINGS)
@@ -87,6 +110,9 @@ def test_round_trip_with_true_phase(window_length, hop, n_fft, length):
   n_frames = spec.shape[-1]
   covered = (n_frames - 1) * hop + window_length
   assert back.shape == (2, covered)
+  spec = ops.stft(x, window_length, hop, n_fft, scaling="spectrum")
+  back_s = np.asarray(ops.istft(spec, window_length, hop, n_fft,
+                                scaling="spectrum"))
   # Recoverable samples: the summed squared windows are not tiny there. The
   # periodic Hann window is 0 at its first sample, so sample 0 (and, with
   # hop == window, every frame start) carries no information.
@@ -96,8 +122,9 @@ def test_round_trip_with_true_phase(window_length, hop, n_fft, length):
     energy[i * hop:i * hop + window_length] += win**2
   ok = energy > 1e-3
   assert not ok[0]
-  np.testing.assert_allclose(back[:, ok], x[:, :covered][:, ok], rtol=0,
-                             atol=1e-5)
+  for b in (back, back_s):
+    np.testing.assert_allclose(b[:, ok], x[:, :covered][:, ok], rtol=0,
+                               atol=1e-5)
 
 
 def test_istft_length_pads_and_cuts():
@@ -139,6 +166,20 @@ def test_griffin_lim_converges_and_is_deterministic():
   assert not np.array_equal(np.asarray(other), np.asarray(y))
   short = ops.griffin_lim(mag[0], key, n_iter=5)
   assert short.shape == (15 * 145 + 267,)
+
+
+def test_griffin_lim_waveform_has_no_edge_blowup():
+  # Dividing by the vanishing window energy at the ends (as istft, like
+  # scipy, does) made GL's first/last samples 100-1000x the signal and its
+  # max_xcorr with the original ~0.07; the floored output keeps it ~0.8.
+  x = chirps((4, PHONE), seed=7)
+  for scaling in ("none", "spectrum"):
+    mag = jnp.abs(ops.stft(x, scaling=scaling))
+    y = np.asarray(ops.griffin_lim(mag, jax.random.key(2), n_iter=50,
+                                   length=PHONE, scaling=scaling))
+    assert np.abs(y).max() < 4 * np.abs(x).max(), np.abs(y).max(axis=1)
+    xc = np.asarray(max_xcorr(y, x, batch_ndim=1))
+    assert np.all(xc > 0.5), xc
 
 
 def test_errors():
