@@ -16,12 +16,15 @@ def weight_decay_mask(params) -> Any:
 
 
 def adagrad_with_l2(learning_rate: float, l2: float,
-                    initial_accumulator_value: float = 0.1,
-                    eps: float = 1e-7) -> optax.GradientTransformation:
+                    initial_accumulator_value: float = 0.0,
+                    eps: float = 1e-10) -> optax.GradientTransformation:
   """AdaGrad on loss + (l2 / 2) * ||W||^2 over the weights (thesis 5.2-5.3).
 
   The penalty's gradient l2 * W is added before AdaGrad's scaling, which is
-  what adding the penalty to the loss does.
+  what adding the penalty to the loss does. The accumulator starts at 0 with
+  a tiny epsilon, as MatConvNet's AdaGrad (the thesis's), so the step size
+  does not depend on the gradients' scale (optax's default start of 0.1
+  freezes a network whose gradients are small).
   """
   return optax.chain(
       optax.add_decayed_weights(l2, mask=weight_decay_mask),
