@@ -1,0 +1,74 @@
+"""Class-balanced epoch resampling (thesis 3.3) and chirp controls."""
+import numpy as np
+import pytest
+
+from recon_jax import data
+from recon_jax.data.errors import CorpusError
+
+# Class 0 scarce (3 < 500), class 1 has exactly 500, class 2 plenty (1200).
+LABELS = np.repeat(np.arange(3), [3, 500, 1200])
+np.random.default_rng(0).shuffle(LABELS)
+
+
+def test_balanced_counts_and_two_steps():
+  idx = data.balanced_indices(LABELS, 500, np.random.default_rng(0))
+  assert idx.shape == (1500,)
+  np.testing.assert_array_equal(np.bincount(LABELS[idx]), [500, 500, 500])
+  # Scarce class: every member 166 times (498), then 2 more distinct members.
+  scarce = np.bincount(idx[LABELS[idx] == 0], minlength=len(LABELS))
+  members = np.flatnonzero(LABELS == 0)
+  assert sorted(scarce[members]) == [166, 167, 167]
+  # Exactly the class size: each member once.
+  exact = np.bincount(idx[LABELS[idx] == 1], minlength=len(LABELS))
+  assert set(exact[LABELS == 1]) == {1}
+  # Plenty: 500 distinct members, without replacement.
+  plenty = idx[LABELS[idx] == 2]
+  assert len(np.unique(plenty)) == 500
+
+
+def test_balanced_is_shuffled_and_deterministic():
+  a = data.balanced_indices(LABELS, 200, 7)
+  b = data.balanced_indices(LABELS, 200, 7)
+  np.testing.assert_array_equal(a, b)
+  assert not np.array_equal(a, data.balanced_indices(LABELS, 200, 8))
+  # Shuffled across classes, not grouped.
+  assert len(np.unique(LABELS[a[:30]])) > 1
+
+
+def test_epoch_batches():
+  batches = list(data.epoch_batches(LABELS, 500, seed=1, epoch=0))
+  assert [len(b) for b in batches] == [128] * 11 + [1500 - 11 * 128]
+  again = list(data.epoch_batches(LABELS, 500, seed=1, epoch=0))
+  np.testing.assert_array_equal(np.concatenate(batches), np.concatenate(again))
+  other = np.concatenate(list(data.epoch_batches(LABELS, 500, seed=1, epoch=1)))
+  assert not np.array_equal(np.concatenate(batches), other)
+  dropped = list(data.epoch_batches(LABELS, 500, 1, 0, drop_remainder=True))
+  assert [len(b) for b in dropped] == [128] * 11
+
+
+def test_empty_class_is_an_error():
+  with pytest.raises(CorpusError, match="class 3 has no examples"):
+    data.balanced_indices(LABELS, 10, 0, num_classes=4)
+
+
+@pytest.mark.parametrize("method", ["linear", "logarithmic"])
+def test_chirps(method):
+  c = data.make_chirps(8, 2554, seed=0, method=method,
+                       lengths=np.array([1000, 2000, 2554]))
+  assert c["waveforms"].shape == (8, 2554)
+  assert c["spectrograms"].shape[:2] == (8, 201)
+  assert set(c["lengths"]) <= {1000, 2000, 2554}
+  for w, n in zip(c["waveforms"], c["lengths"]):
+    assert not np.any(w[n:]) and np.abs(w[:n]).max() > 0.09
+  again = data.make_chirps(8, 2554, seed=0, method=method,
+                           lengths=np.array([1000, 2000, 2554]))
+  np.testing.assert_array_equal(c["waveforms"], again["waveforms"])
+  # The first frame peaks at the sweep's frequency at the frame's centre
+  # (40 Hz bins at 400 points and 16 kHz).
+  for spec, f0, f1, n in zip(c["spectrograms"], c["start_hz"], c["end_hz"],
+                             c["lengths"]):
+    frac = 133 / (n - 1)
+    f = f0 + (f1 - f0) * frac if method == "linear" else f0 * (f1 / f0)**frac
+    assert abs(np.argmax(spec[:, 0]) * 40.0 - f) < 150.0
+  with pytest.raises(ValueError, match="'linear' or 'logarithmic'"):
+    data.make_chirps(1, 2554, 0, method="cubic")
