@@ -215,6 +215,14 @@ def test_max_unpool_errors():
     ops.max_unpool(y[:, 0], sw[:, 0], 9)
   with pytest.raises(ValueError, match="NaN"):
     ops.max_unpool(np.where(sw == 0, np.nan, y), sw, 9)
+  # Under jit there is no range check: out-of-range switches are dropped and
+  # never land in a neighbouring row.
+  sw = np.array([[[0], [9], [2]], [[-1], [1], [8]]], np.int32)
+  out = jax.jit(ops.max_unpool, static_argnums=2)(np.ones((2, 3, 1),
+                                                          np.float32), sw, 9)
+  expected = np.zeros((2, 9, 1), np.float32)
+  expected[0, [0, 2]] = expected[1, [1, 8]] = 1.
+  np.testing.assert_array_equal(np.asarray(out), expected)
 
 
 @pytest.mark.parametrize("window,stride,length", CASES)

@@ -171,12 +171,16 @@ def max_unpool(y: jax.Array, switches: jax.Array, length: int) -> jax.Array:
 def _max_unpool(y, switches, length):
   lead = y.shape[:-2]
   n_out, c = y.shape[-2:]
-  y2 = y.reshape((-1, n_out, c))
-  sw2 = switches.reshape((-1, n_out, c))
-  b = jnp.arange(y2.shape[0])[:, None, None]
-  ch = jnp.arange(c)[None, None, :]
-  out = jnp.zeros((y2.shape[0], length, c), y.dtype)
-  out = out.at[b, sw2, ch].add(y2, mode="promise_in_bounds")
+  sw = switches.reshape((-1, n_out, c))
+  size = sw.shape[0] * length * c
+  # One flat index per value: XLA:CPU scatters ~2x faster than with three
+  # index arrays. Under jit (no eager range check) a switch outside
+  # [0, length) is dropped rather than spilling into a neighbouring row.
+  flat = ((jnp.arange(sw.shape[0])[:, None, None] * length + sw) * c +
+          jnp.arange(c))
+  flat = jnp.where((sw >= 0) & (sw < length), flat, size)
+  out = jnp.zeros((size,), y.dtype).at[flat.ravel()].add(y.ravel(),
+                                                          mode="drop")
   return out.reshape(lead + (length, c))
 
 
