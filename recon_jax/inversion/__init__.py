@@ -15,3 +15,14 @@ from recon_jax.inversion.objective import check_targets
 from recon_jax.inversion.objective import INPUT_SHAPE
 from recon_jax.inversion.objective import layer_targets
 from recon_jax.inversion.objective import make_energy
+from recon_jax.inversion.decoder import check_decoder_matches
+from recon_jax.inversion.decoder import DecoderConfig
+from recon_jax.inversion.decoder import DecoderTrainConfig
+from recon_jax.inversion.decoder import load_decoder
+from recon_jax.inversion.decoder import make_decoder
+from recon_jax.inversion.decoder import mangled_decoder_check
+from recon_jax.inversion.decoder import reconstruct_by_decoder
+from recon_jax.inversion.decoder import reconstruct_by_decoder_then_backprop
+from recon_jax.inversion.decoder import save_decoder
+from recon_jax.inversion.decoder import train_decoder
+from recon_jax.inversion.decoder import TrainedDecoder
