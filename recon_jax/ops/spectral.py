@@ -62,17 +62,73 @@ def _scale(win, scaling):
   return 1.0 if scaling == "none" else 1.0 / float(win.sum())
 
 
-def _frame_indices(n_frames, window_length, hop):
-  return hop * np.arange(n_frames)[:, None] + np.arange(window_length)[None, :]
+# Framing and overlap-add cut the signal into hop-long blocks: frame f is
+# blocks f .. f + r - 1 (r = ceil(window / hop)) laid end to end, so both are
+# reshapes, slices and pads, with no gather or scatter (slow on XLA:CPU).
+
+
+def _frames(x, n_frames: int, window_length: int, hop: int):
+  """(..., L) -> (..., n_frames, window_length), frame f = x[f * hop:][:window]."""
+  r = -(-window_length // hop)
+  n = (n_frames + r - 1) * hop
+  lead = [(0, 0)] * (x.ndim - 1)
+  x = jnp.pad(x, lead + [(0, max(n - x.shape[-1], 0))])[..., :n]
+  blocks = x.reshape(x.shape[:-1] + (n_frames + r - 1, hop))
+  frames = jnp.stack([blocks[..., k:k + n_frames, :] for k in range(r)], -2)
+  return frames.reshape(frames.shape[:-2] + (r * hop,))[..., :window_length]
+
+
+def _overlap_add(frames, hop: int):
+  """(..., n_frames, window) -> (..., (n_frames - 1) * hop + window) sums."""
+  n_frames, window_length = frames.shape[-2:]
+  r = -(-window_length // hop)
+  lead = [(0, 0)] * (frames.ndim - 2)
+  frames = jnp.pad(frames, lead + [(0, 0), (0, r * hop - window_length)])
+  frames = frames.reshape(frames.shape[:-1] + (r, hop))
+  out = sum(jnp.pad(frames[..., k, :], lead + [(k, r - 1 - k), (0, 0)])
+            for k in range(r))
+  out = out.reshape(out.shape[:-2] + (-1,))
+  return out[..., :(n_frames - 1) * hop + window_length]
+
+
+def _window_energy(n_frames: int, window_length: int, hop: int) -> np.ndarray:
+  """Summed squared windows over each output sample, float64."""
+  win = hann_window(window_length).astype(np.float64)
+  norm = np.zeros((n_frames - 1) * hop + window_length)
+  # (np.add.at with a broadcast operand is wrong for float32 in numpy 2.4.)
+  for f in range(n_frames):
+    norm[f * hop:f * hop + window_length] += win**2
+  return norm
+
+
+def _stft_t(x, window_length, hop, n_fft, scaling):
+  """STFT, time-major: (..., L) -> complex (..., frames, n_fft // 2 + 1)."""
+  n_frames = stft_num_frames(x.shape[-1], window_length, hop)
+  win = hann_window(window_length)
+  analysis = (win * _scale(win, scaling)).astype(np.float32)
+  frames = _frames(x, n_frames, window_length, hop) * analysis
+  return jnp.fft.rfft(frames, n=n_fft, axis=-1)
+
+
+def _istft_t(spec_t, window_length, hop, n_fft, scaling, min_energy):
+  """Inverse of _stft_t: (..., frames, freq) -> (..., covered length)."""
+  win = hann_window(window_length)
+  synthesis = (win / _scale(win, scaling)).astype(np.float32)
+  frames = jnp.fft.irfft(spec_t, n=n_fft, axis=-1)[..., :window_length]
+  norm = _window_energy(spec_t.shape[-2], window_length, hop)
+  if min_energy is None:
+    # Where the windows' energy vanishes (the Hann window's zero at sample 0)
+    # the signal cannot be recovered; scipy leaves it unnormalised, as here.
+    denom = np.where(norm > 1e-10, norm, 1.0)
+  else:
+    denom = np.maximum(norm, min_energy * norm.max())
+  return _overlap_add(frames * synthesis, hop) / denom.astype(np.float32)
 
 
 @functools.partial(jax.jit,
                    static_argnames=("window_length", "hop", "n_fft", "scaling"))
 def _stft(x, window_length, hop, n_fft, scaling="none"):
-  n_frames = stft_num_frames(x.shape[-1], window_length, hop)
-  win = hann_window(window_length)
-  frames = x[..., _frame_indices(n_frames, window_length, hop)] * win
-  spec = jnp.fft.rfft(frames, n=n_fft, axis=-1) * _scale(win, scaling)
+  spec = _stft_t(x, window_length, hop, n_fft, scaling)
   return jnp.swapaxes(spec, -1, -2).astype(jnp.complex64)
 
 
@@ -109,26 +165,9 @@ GL_MIN_WINDOW_ENERGY = 1e-2
                                     "scaling", "min_energy"))
 def _istft(spec, window_length, hop, n_fft, length, scaling="none",
            min_energy=None):
-  n_frames = spec.shape[-1]
-  win = hann_window(window_length)
-  frames = jnp.fft.irfft(jnp.swapaxes(spec, -1, -2), n=n_fft, axis=-1)
-  frames = frames[..., :window_length] * (win / _scale(win, scaling))
-  out_len = (n_frames - 1) * hop + window_length
-  idx = _frame_indices(n_frames, window_length, hop)
-  lead = frames.shape[:-2]
-  signal = jnp.zeros(lead + (out_len,), frames.dtype)
-  signal = signal.at[..., idx].add(frames)
-  # (np.add.at with a broadcast operand is wrong for float32 in numpy 2.4.)
-  norm = np.zeros(out_len, np.float64)
-  for start in range(0, n_frames * hop, hop):
-    norm[start:start + window_length] += win.astype(np.float64)**2
-  if min_energy is None:
-    # Where the windows' energy vanishes (the Hann window's zero at sample 0)
-    # the signal cannot be recovered; scipy leaves it unnormalised, as here.
-    denom = np.where(norm > 1e-10, norm, 1.0)
-  else:
-    denom = np.maximum(norm, min_energy * norm.max())
-  signal = signal / denom.astype(np.float32)
+  signal = _istft_t(jnp.swapaxes(spec, -1, -2), window_length, hop, n_fft,
+                    scaling, min_energy)
+  out_len, lead = signal.shape[-1], signal.shape[:-1]
   if length is not None:
     if length >= out_len:
       signal = jnp.pad(signal, [(0, 0)] * len(lead) + [(0, length - out_len)])
@@ -184,23 +223,24 @@ def spectral_convergence(magnitude, x, window_length: int = WINDOW_LENGTH,
 def _griffin_lim(magnitude, key, n_iter, momentum, window_length, hop, n_fft,
                  length, scaling):
   phase0 = jnp.exp(2j * jnp.pi * jax.random.uniform(key, magnitude.shape))
-  inv = functools.partial(_istft, window_length=window_length, hop=hop,
-                          n_fft=n_fft, length=None, scaling=scaling)
-  fwd = functools.partial(_stft, window_length=window_length, hop=hop,
-                          n_fft=n_fft, scaling=scaling)
+  # The loop runs time-major (..., frames, freq), as the FFTs want it.
+  magnitude = jnp.swapaxes(magnitude, -1, -2)
+  angles0 = jnp.swapaxes(phase0, -1, -2)
 
   def step(carry, _):
     angles, prev = carry
-    rebuilt = fwd(inv(magnitude * angles))
+    signal = _istft_t(magnitude * angles, window_length, hop, n_fft, scaling,
+                      None)
+    rebuilt = _stft_t(signal, window_length, hop, n_fft, scaling)
     # Fast Griffin-Lim (Perraudin et al. 2013), as librosa.griffinlim.
     accel = rebuilt - (momentum / (1 + momentum)) * prev
     angles = accel / (jnp.abs(accel) + 1e-16)
     return (angles, rebuilt), None
 
-  (angles, _), _ = jax.lax.scan(step, (phase0, jnp.zeros_like(phase0)), None,
-                                length=n_iter)
-  return _istft(magnitude * angles, window_length, hop, n_fft, length, scaling,
-                min_energy=GL_MIN_WINDOW_ENERGY)
+  (angles, _), _ = jax.lax.scan(step, (angles0, jnp.zeros_like(angles0)),
+                                None, length=n_iter)
+  return _istft(jnp.swapaxes(magnitude * angles, -1, -2), window_length, hop,
+                n_fft, length, scaling, min_energy=GL_MIN_WINDOW_ENERGY)
 
 
 def griffin_lim(magnitude: jax.Array, key: jax.Array, n_iter: int = 100,
