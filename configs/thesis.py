@@ -1,0 +1,51 @@
+"""The whole thesis experiment (SPEC A): corpus -> phone CNNs -> decoders ->
+reconstructions by four methods from layers 1, 3, 6, 9, 12 -> report.
+
+  python experiments/thesis.py --config=configs/thesis.py --workdir=runs/thesis
+
+Every stage resumes after a kill. Point it at a real TIMIT copy with
+--config.corpus.timit_dir=/path/to/TIMIT (the folder holding TRAIN and TEST).
+"""
+import dataclasses
+
+import ml_collections
+
+from configs import phone_cnn
+from recon_jax import inversion
+from recon_jax.data import prepare
+
+
+def _from_dataclass(cls, **overrides):
+  c = ml_collections.ConfigDict(dataclasses.asdict(cls()))
+  c.update(overrides)
+  return c
+
+
+def get_config():
+  c = ml_collections.ConfigDict()
+  c.seed = 0
+  c.corpus = prepare.corpus_settings("default")
+
+  # The classifier (SPEC A2) and the padded encoder the decoders decode.
+  c.classifier = phone_cnn.get_config("valid")
+  c.encoder = phone_cnn.get_config("padded")
+  for net in (c.classifier, c.encoder):
+    del net["corpus"]
+
+  r = c.reconstruction = ml_collections.ConfigDict()
+  r.seed = 0
+  r.layers = (1, 3, 6, 9, 12)
+  r.methods = ("annealing", "backprop", "decoder", "decoder_backprop")
+  r.search_network = "valid"  # annealing and backprop invert the classifier.
+  r.num_chirps = ml_collections.config_dict.placeholder(int)  # None: 1/class
+  r.griffin_lim_iters = 100
+  r.backprop = _from_dataclass(inversion.BackpropConfig)
+  r.annealing = _from_dataclass(inversion.AnnealingConfig)
+  r.decoder = _from_dataclass(inversion.DecoderConfig)
+  r.decoder_train = _from_dataclass(inversion.DecoderTrainConfig)
+  r.decoder_batch_size = 128
+  r.mangled_check_layer = 9  # 0 skips the switch-vs-blind leak check.
+  r.figure_example = 0  # which phone (class index) the per-phone figures show
+  r.figure_method = "decoder_backprop"
+  r.num_wav_examples = 4
+  return c
