@@ -1,4 +1,7 @@
 """Backpropagation to the input: E's gradient, the bold driver, layer 1."""
+import os
+import sys
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -10,6 +13,9 @@ from recon_jax import models
 from recon_jax.inversion import backprop
 from recon_jax.inversion import loops
 from recon_jax.inversion import objective
+
+sys.path.insert(0, os.path.dirname(__file__))
+from test_inversion_fixtures import numpy_params  # noqa: E402
 
 SHAPE = (201, 16)
 # A narrow net keeps compile and run times small; the layer structure and the
@@ -24,7 +30,7 @@ def _originals(n, seed=1):
 
 @pytest.fixture(scope="module")
 def small():
-  return SMALL, SMALL.init(jax.random.key(0), jnp.zeros((1,) + SHAPE))["params"]
+  return SMALL, numpy_params(SMALL)
 
 
 @pytest.mark.parametrize("layer", [1, 3, 6, 9, 12])
@@ -127,7 +133,7 @@ def test_layer1_reconstruction_is_near_perfect():
   is injective, E is a convex quadratic whose minimum (lambda -> 0) is X*
   itself, so descent recovers X* whatever the (here random) weights."""
   model = models.PhoneCNN(padding="SAME")
-  params = model.init(jax.random.key(0), jnp.zeros((1,) + SHAPE))["params"]
+  params = numpy_params(model)
   x = _originals(2)
   targets = objective.layer_targets(model, params, x, 1)
   config = backprop.BackpropConfig(max_steps=300, num_starts=2,

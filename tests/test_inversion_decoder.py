@@ -19,6 +19,7 @@ from recon_jax.inversion import objective
 from recon_jax.train import metric_writers
 
 sys.path.insert(0, os.path.dirname(__file__))
+from test_inversion_fixtures import numpy_params  # noqa: E402
 from test_inversion_fixtures import synthetic_spectrograms  # noqa: E402
 
 SHAPE = (201, 16)
@@ -37,7 +38,7 @@ def data():
 
 @pytest.fixture(scope="module")
 def encoder():
-  return SMALL, SMALL.init(jax.random.key(0), jnp.zeros((1,) + SHAPE))["params"]
+  return SMALL, numpy_params(SMALL)
 
 
 @pytest.fixture(scope="module")
@@ -67,17 +68,15 @@ def test_stages_mirror_the_padded_encoder():
   assert [(s.name, s.source_layer, s.pool_layer)
           for s in dec.decoder_stages(model, 4)] == [("block2", 4, 0),
                                                      ("block1", 3, 3)]
-  for layer in (1, 3, 6, 9, 12):
+  x = jnp.zeros((2,) + SHAPE)
+  variables = jax.eval_shape(model.init, jax.random.key(0), x)
+  for layer in (1, 6, 12):
+    y, sw = jax.eval_shape(lambda v: model.apply(v, x, layer=layer,
+                                                 with_switches=True), variables)
     for unpooling in dec.UNPOOLING:
       d = dec.make_decoder(model, layer, unpooling)
-      y = jnp.zeros((2,) + models.activation_shape(model, (2,) + SHAPE,
-                                                   layer)[1:])
-      sw = jax.eval_shape(lambda: model.apply(
-          model.init(jax.random.key(0), jnp.zeros((2,) + SHAPE)),
-          jnp.zeros((2,) + SHAPE), layer=layer, with_switches=True))[1]
-      sw = {k: jnp.zeros(v.shape, jnp.int32) for k, v in sw.items()}
-      out = jax.eval_shape(lambda: d.apply(d.init(jax.random.key(0), y, sw),
-                                           y, sw))
+      out = jax.eval_shape(lambda y, sw: d.apply(d.init(jax.random.key(0), y,
+                                                        sw), y, sw), y, sw)
       assert out.shape == (2,) + SHAPE, (layer, unpooling)
 
 
@@ -92,12 +91,9 @@ def test_stacked_training_lowers_each_loss_and_resumes(trained_l6, encoder,
     losses = [r["train/loss"] for r in metric_writers.read_jsonl_metrics(
         os.path.join(workdir, stage)) if "train/loss" in r]
     assert losses[-1] < 0.7 * losses[0], (stage, losses)
-  # Held-out loss of the trained decoder vs the same decoder untrained.
-  y_shape = models.activation_shape(model, (1,) + SHAPE, 6)
-  fresh = dataclasses.replace(trained, params=trained.module.init(
-      jax.random.key(config.seed), jnp.zeros(y_shape))["params"])
-  assert (dec.decoder_loss(trained, model, params, data[1])
-          < 0.5 * dec.decoder_loss(fresh, model, params, data[1]))
+  # Held out, the decoder beats silence (the thesis's trap) by far.
+  silence = 0.5 * np.mean(np.sum(data[1].reshape(len(data[1]), -1)**2, -1))
+  assert dec.decoder_loss(trained, model, params, data[1]) < 0.5 * silence
   # The encoder did not train: its parameters still give the same targets.
   assert trained.encoder_fingerprint == dec.params_fingerprint(params)
   # A second run resumes every stage from its last checkpoint: same result.

@@ -45,3 +45,25 @@ def synthetic_spectrograms(n: int, seed: int = 0, unit_scale: bool = False):
   scale = inputs.std() if unit_scale else 1.0
   return (waves, (inputs / scale).astype(np.float32),
           (mean / scale).astype(np.float32))
+
+
+def numpy_params(model, input_shape=(201, 16), seed: int = 0):
+  """Random parameters for `model` without compiling its init.
+
+  XLA:CPU takes seconds to compile a PhoneCNN's init; the shapes come from
+  jax.eval_shape and the values from NumPy: LeCun-normal kernels (as flax's
+  default) and small random biases (so that biases matter, unlike flax's
+  zeros).
+  """
+  import jax  # pylint: disable=g-import-not-at-top
+  rng = np.random.default_rng(seed)
+  shapes = jax.eval_shape(model.init, jax.random.key(0),
+                          jnp.zeros((1,) + tuple(input_shape)))["params"]
+
+  def fill(path, leaf):
+    name = jax.tree_util.keystr(path)
+    if "kernel" in name:
+      fan_in = int(np.prod(leaf.shape[:-1]))
+      return rng.normal(0, fan_in**-0.5, leaf.shape).astype(np.float32)
+    return rng.normal(0, 0.01, leaf.shape).astype(np.float32)
+  return jax.tree_util.tree_map_with_path(fill, shapes)

@@ -357,7 +357,8 @@ def train_decoder(model: phone_cnn.PhoneCNN, encoder_params, layer: int, *,
       (decoder.msgpack + decoder.json). Re-running resumes.
     epoch_batches: epoch -> batches {'x': (B, F, T) network inputs}; B must
       split over the devices (see train.fit). `array_batches` makes one.
-    config: DecoderTrainConfig.
+    config: DecoderTrainConfig. stage_steps 0 skips the stacked stages
+      (plain end-to-end training from a random init).
     fit: the training loop (default recon_jax.train.fit).
 
   Returns:
@@ -383,8 +384,15 @@ def train_decoder(model: phone_cnn.PhoneCNN, encoder_params, layer: int, *,
   def init_all(key):
     return decoder.init(key, jnp.zeros(act_shape), dummy_switches())["params"]
 
+  def init_stage(key, index):
+    stage = stages[index]
+    y = jnp.zeros((1,) + (tuple(act_shape[1:]) if index == 0 else
+                          stages[index - 1].out_shape))
+    return decoder.init(key, y, dummy_switches(), start=index,
+                        stop=index + 1)["params"][stage.name]
+
   trained = {}
-  for index, stage in enumerate(stages):
+  for index, stage in enumerate(stages if config.stage_steps else ()):
     inner = dict(trained)
 
     def stage_loss(stage_params, batch, key, index=index, stage=stage,
@@ -401,7 +409,7 @@ def train_decoder(model: phone_cnn.PhoneCNN, encoder_params, layer: int, *,
       return loss, {}
 
     state = fit(workdir=os.path.join(workdir, f"stage{index + 1}_{stage.name}"),
-                init_fn=lambda key, name=stage.name: init_all(key)[name],
+                init_fn=lambda key, index=index: init_stage(key, index),
                 loss_fn=stage_loss, optimizer=_optimizer(config),
                 epoch_batches=epoch_batches, num_steps=config.stage_steps,
                 seed=config.seed + index,
@@ -418,8 +426,14 @@ def train_decoder(model: phone_cnn.PhoneCNN, encoder_params, layer: int, *,
     return _half_squared_error(batch["x"], pred), {}
 
   stacked = dict(trained)
+
+  def init_finetune(key):
+    if stacked:  # stage_steps > 0: start from the stacked stages
+      return stacked
+    return init_all(key)  # stage_steps == 0: plain end-to-end training
+
   state = fit(workdir=os.path.join(workdir, "finetune"),
-              init_fn=lambda key: stacked, loss_fn=full_loss,
+              init_fn=init_finetune, loss_fn=full_loss,
               optimizer=_optimizer(config), epoch_batches=epoch_batches,
               num_steps=config.finetune_steps, seed=config.seed + len(stages),
               checkpoint_every=config.checkpoint_every,
@@ -512,13 +526,12 @@ def reconstruct_by_decoder(decoder: TrainedDecoder, model: phone_cnn.PhoneCNN,
   switches = _check_switches(decoder, switches, n)
   runs = _decode_draws(decoder.module, decoder.params, targets, switches, key,
                        k, config.noise_scale, config.relative_noise)
-  energy_fn = objective.make_energy(model, encoder_params, layer,
-                                    config.weight_decay)
-  energy = jax.jit(jax.vmap(jax.vmap(energy_fn, (0, None))))(runs, targets)
+  energy = objective.make_runs_energy(model, layer, config.weight_decay)(
+      encoder_params, runs, targets)
   return runs.mean(axis=1), runs, {"energy": energy}
 
 
-@functools.partial(jax.jit, static_argnums=(0, 5, 6, 7))
+@functools.partial(jax.jit, static_argnums=(0, 5, 7))
 def _decode_draws(module, params, targets, switches, key, num_draws,
                   noise_scale, relative):
   n = targets.shape[0]

@@ -6,6 +6,7 @@ for one example X (F, T) (a spectrogram, freq x frames) and the target
 activation Y*_n of layer n of a PhoneCNN. Everything here is per example and
 pure; the methods vmap it over examples and over the K averaged runs.
 """
+import functools
 import math
 from typing import Callable
 
@@ -48,6 +49,16 @@ def make_energy(model: phone_cnn.PhoneCNN, params, layer: int,
     return 0.5 * jnp.sum(diff * diff) + 0.5 * weight_decay * jnp.sum(x * x)
 
   return energy
+
+
+@functools.lru_cache(maxsize=64)
+def make_runs_energy(model: phone_cnn.PhoneCNN, layer: int,
+                     weight_decay: float):
+  """Jitted E over runs: f(params, x (N, K, F, T), targets (N, *act)) -> (N, K)."""
+  def runs_energy(params, x, targets):
+    fn = make_energy(model, params, layer, weight_decay)
+    return jax.vmap(jax.vmap(fn, (0, None)))(x, targets)
+  return jax.jit(runs_energy)
 
 
 def layer_targets(model: phone_cnn.PhoneCNN, params, x: jax.Array,
