@@ -1,0 +1,90 @@
+"""Reconstruction measures against plain NumPy references."""
+import os
+import sys
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from recon_jax import metrics
+from recon_jax import ops
+
+sys.path.insert(0, os.path.dirname(__file__))
+from test_inversion_fixtures import synthetic_spectrograms  # noqa: E402
+
+ITERS = 30  # Griffin-Lim iterations: enough for the comparisons here
+
+
+def _np_mxcorr(a, b):
+  a, b = np.ravel(a).astype(np.float64), np.ravel(b).astype(np.float64)
+  return np.correlate(b, a, "full").max() / np.sqrt(a @ a * (b @ b))
+
+
+@pytest.fixture(scope="module")
+def phones():
+  return synthetic_spectrograms(6, seed=3)  # waveforms, inputs, mean
+
+
+def test_euclidean_error_and_spectrogram_mxcorr_match_numpy():
+  rng = np.random.default_rng(0)
+  a = rng.normal(size=(4, 201, 16)).astype(np.float32)
+  b = (0.5 * a + rng.normal(size=a.shape)).astype(np.float32)
+  np.testing.assert_allclose(metrics.euclidean_error(a, b),
+                             np.linalg.norm((a - b).reshape(4, -1), axis=1),
+                             rtol=1e-5)
+  got = np.asarray(metrics.spectrogram_mxcorr(a, b))
+  np.testing.assert_allclose(got, [_np_mxcorr(x, y) for x, y in zip(a, b)],
+                             rtol=1e-4, atol=1e-5)
+  np.testing.assert_allclose(metrics.spectrogram_mxcorr(a, 3.0 * a), 1.0,
+                             rtol=1e-5)
+  assert np.all(np.asarray(metrics.euclidean_error(a, a)) == 0)
+
+
+def test_waveform_mxcorr_adds_the_mean_clips_and_runs_griffin_lim(phones):
+  waves, inputs, mean = phones
+  recon = inputs + np.random.default_rng(1).normal(
+      0, 0.2 * inputs.std(), inputs.shape).astype(np.float32)
+  key = jax.random.key(7)
+  got = np.asarray(metrics.waveform_mxcorr(waves, recon, mean, key, ITERS))
+  magnitude = np.maximum(recon + mean, 0.0)
+  assert np.any(recon + mean < 0)  # the clipping matters here
+  rebuilt = np.asarray(ops.griffin_lim(jnp.asarray(magnitude), key,
+                                       n_iter=ITERS, length=waves.shape[1]))
+  want = [_np_mxcorr(w, r) for w, r in zip(waves, rebuilt)]
+  np.testing.assert_allclose(got, want, rtol=1e-3, atol=1e-4)
+  np.testing.assert_allclose(
+      metrics.spectrogram_to_waveform(recon, mean, key, ITERS, waves.shape[1]),
+      rebuilt, rtol=1e-5, atol=1e-6)
+
+
+def test_round_trip_beats_the_mean_spectrogram_threshold(phones):
+  waves, inputs, mean = phones
+  key = jax.random.key(0)
+  trip = np.asarray(metrics.stft_round_trip_mxcorr(waves, key, ITERS))
+  # The round trip is waveform_mxcorr of the true input spectrograms.
+  np.testing.assert_allclose(
+      trip, metrics.waveform_mxcorr(waves, inputs, mean, key, ITERS),
+      rtol=1e-3, atol=1e-3)
+  threshold = metrics.waveform_mxcorr_threshold(mean, waves, key, ITERS)
+  average = np.asarray(ops.griffin_lim(jnp.asarray(mean)[None], key,
+                                       n_iter=ITERS, length=waves.shape[1]))[0]
+  assert threshold == pytest.approx(
+      np.mean([_np_mxcorr(w, average) for w in waves]), rel=1e-3, abs=1e-4)
+  assert isinstance(threshold, float)
+  assert 0 < threshold < trip.mean() and trip.mean() > 0.3
+
+
+def test_bad_inputs_raise():
+  a = np.zeros((2, 201, 16), np.float32)
+  with pytest.raises(ValueError, match="same shape"):
+    metrics.euclidean_error(a, a[:1])
+  bad = a.copy()
+  bad[0, 0, 0] = np.nan
+  with pytest.raises(ValueError, match="NaN"):
+    metrics.spectrogram_mxcorr(a, bad)
+  with pytest.raises(ValueError, match="mean spectrogram"):
+    metrics.spectrogram_to_waveform(a, np.zeros((201, 15)), jax.random.key(0))
+  with pytest.raises(ValueError, match="2 spectrograms"):
+    metrics.waveform_mxcorr(np.zeros((3, 2554)), a, np.zeros((201, 16)),
+                            jax.random.key(0))
