@@ -9,9 +9,10 @@ import pytest
 from recon_jax import ops
 
 # (window, stride, length): overlapping (phone CNN 5/2), tiling (CNN12 2/2),
-# odd lengths that leave an uncovered tail, degenerate 1/1 and stride 1.
+# odd lengths that leave an uncovered tail, degenerate 1/1, stride 1, a single
+# window, and stride > window (gaps no window covers).
 CASES = [(5, 2, 17), (5, 2, 16), (2, 2, 13), (2, 2, 12), (3, 3, 11),
-         (1, 1, 7), (4, 1, 9), (3, 2, 3)]
+         (1, 1, 7), (4, 1, 9), (3, 2, 3), (2, 3, 12)]
 
 
 def np_max_pool(x, window, stride):
@@ -240,11 +241,13 @@ def test_blind_unpool_matches_numpy_loop(window, stride, length):
 def test_blind_unpool_of_constant_is_constant():
   for window, stride, length in CASES:
     n_out = (length - window) // stride + 1
-    covered = (n_out - 1) * stride + window
+    covered = np.zeros(length, bool)
+    for i in range(n_out):
+      covered[i * stride:i * stride + window] = True
     y = np.full((3, n_out, 2), 2.5, np.float32)
     out = np.asarray(ops.blind_unpool(y, window, stride, length))
-    np.testing.assert_allclose(out[:, :covered], 2.5, rtol=1e-6)
-    np.testing.assert_array_equal(out[:, covered:], 0.)  # uncovered tail
+    np.testing.assert_allclose(out[:, covered], 2.5, rtol=1e-6)
+    np.testing.assert_array_equal(out[:, ~covered], 0.)  # tail, gaps
 
 
 def test_blind_unpool_jit_vmap_grad_and_errors():

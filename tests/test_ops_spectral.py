@@ -200,6 +200,10 @@ def test_errors():
     ops.istft(spec[:200])
   with pytest.raises(ValueError, match="rank"):
     ops.istft(spec[:, 0])
+  with pytest.raises(ValueError, match="no frames"):
+    ops.istft(spec[:, :0])
+  with pytest.raises(ValueError, match="no frames"):
+    ops.griffin_lim(np.abs(spec[:, :0]), jax.random.key(0), n_iter=1)
   spec[3, 4] = np.nan
   with pytest.raises(ValueError, match="NaN"):
     ops.istft(spec)

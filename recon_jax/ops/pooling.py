@@ -189,8 +189,8 @@ def blind_unpool(y: jax.Array, window: int, stride: int,
   """Copies each pooled value to every position of its window.
 
   Where windows overlap, a position gets the mean of the values landing on
-  it. Positions that no window covers (the tail floor-mode pooling dropped)
-  get 0. Uses no switches, so it carries no information about the input.
+  it. Positions that no window covers (the tail floor-mode pooling dropped,
+  gaps when stride > window) get 0. Uses no switches, so it carries no information about the input.
 
   Args:
     y: (..., L_out, C) pooled values.

@@ -200,6 +200,8 @@ def istft(spec: jax.Array, window_length: int = WINDOW_LENGTH, hop: int = HOP,
   if spec.shape[-2] != n_fft // 2 + 1:
     raise ValueError(f"istft: spectrogram has {spec.shape[-2]} frequency bins,"
                      f" n_fft={n_fft} needs {n_fft // 2 + 1}")
+  if spec.shape[-1] < 1:
+    raise ValueError(f"istft: spectrogram {spec.shape} has no frames")
   _scale(np.ones(1), scaling)
   return _istft(jnp.asarray(spec, jnp.complex64), window_length, hop, n_fft,
                 length, scaling)
@@ -279,6 +281,8 @@ def griffin_lim(magnitude: jax.Array, key: jax.Array, n_iter: int = 100,
   if magnitude.shape[-2] != n_fft // 2 + 1:
     raise ValueError(f"griffin_lim: {magnitude.shape[-2]} frequency bins, "
                      f"n_fft={n_fft} needs {n_fft // 2 + 1}")
+  if magnitude.shape[-1] < 1:
+    raise ValueError(f"griffin_lim: magnitude {magnitude.shape} has no frames")
   _scale(np.ones(1), scaling)
   return _griffin_lim(jnp.asarray(magnitude, jnp.float32), key, int(n_iter),
                       float(momentum), window_length, hop, n_fft, length,
