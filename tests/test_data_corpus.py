@@ -75,6 +75,11 @@ def test_mapping_splits_stops_and_r_coloured_vowels():
   labels = [s[2] for s in corpus.espeak_to_timit(events, samples.astype(float),
                                                  "en-gb-x-rp")]
   assert "dcl d aa kcl k" in " ".join(labels)
+  # Word-final schwa + n after t/d is syllabic en, here as in TIMIT.
+  samples, events = espeak.synthesize("A button.", "en-gb-x-rp")
+  labels = [s[2] for s in corpus.espeak_to_timit(events, samples.astype(float),
+                                                 "en-gb-x-rp")]
+  assert "bcl b ah tcl t en h#" in " ".join(labels)
 
 
 # --- The generated corpus ----------------------------------------------------

@@ -240,6 +240,18 @@ def _burst_onset(x, start, end, window=220, step=22):
   return best
 
 
+def _is_syllabic_n(phonemes, i, last_sound):
+  """Whether phonemes i, i+1 are a word-final schwa + n after t or d."""
+  if i < 1 or i + 1 > last_sound:
+    return False
+  prev, (_, name, w), (_, nxt, w_next) = (phonemes[i - 1][1], phonemes[i],
+                                          phonemes[i + 1])
+  word_final = (i + 2 > last_sound or phonemes[i + 2][2] != w
+                or phonemes[i + 2][1].startswith("_"))
+  return (name in ("@", "@2") and nxt == "n" and w_next == w and word_final
+          and prev in ("t", "d", "t2"))
+
+
 def espeak_to_timit(events, audio, accent, epi_max=661, max_closure=1102):
   """Maps espeak phoneme events to contiguous TIMIT-labelled segments.
 
@@ -270,12 +282,20 @@ def espeak_to_timit(events, audio, accent, epi_max=661, max_closure=1102):
     raise CorpusError(f"espeak ({accent}) produced no phonemes")
   first_sound = min(i for i, p in enumerate(phonemes) if not p[1].startswith("_"))
   segs.append([0, phonemes[first_sound][0], "h#", -1])
+  merged_into_en = set()
   for i in range(first_sound, last_sound + 1):
+    if i in merged_into_en:
+      continue
     start, name, w = phonemes[i]
     end = phonemes[i + 1][0] if i + 1 < n else len(audio)
     if end <= start:
       continue
-    if name.startswith("_"):
+    if _is_syllabic_n(phonemes, i, last_sound):
+      # Word-final schwa + n after t/d ("button", "garden") is TIMIT's en.
+      merged_into_en.add(i + 1)
+      end = phonemes[i + 2][0] if i + 2 < n else len(audio)
+      segs.append([start, end, "en", w])
+    elif name.startswith("_"):
       segs.append([start, end, "epi" if end - start < epi_max else "pau", -1])
     elif name in _STOPS:
       closure, release = _STOPS[name]
