@@ -164,7 +164,7 @@ def test_griffin_lim_converges_and_is_deterministic():
   np.testing.assert_array_equal(np.asarray(again), np.asarray(y))
   other = ops.griffin_lim(mag, jax.random.key(1), n_iter=50, length=PHONE)
   assert not np.array_equal(np.asarray(other), np.asarray(y))
-  short = ops.griffin_lim(mag[0], key, n_iter=5)
+  short = ops.griffin_lim(mag[0], key, n_iter=0)
   assert short.shape == (15 * 145 + 267,)
 
 
@@ -172,7 +172,7 @@ def test_griffin_lim_waveform_has_no_edge_blowup():
   # Dividing by the vanishing window energy at the ends (as istft, like
   # scipy, does) made GL's first/last samples 100-1000x the signal and its
   # max_xcorr with the original ~0.07; the floored output keeps it ~0.8.
-  x = chirps((4, PHONE), seed=7)
+  x = chirps((2, PHONE), seed=7)  # shapes as above: no recompile
   for scaling in ("none", "spectrum"):
     mag = jnp.abs(ops.stft(x, scaling=scaling))
     y = np.asarray(ops.griffin_lim(mag, jax.random.key(2), n_iter=50,
