@@ -245,6 +245,14 @@ def test_feature_cache_hit_and_invalidation(tiny_corpus, tiny_features,
     f.write("\n")
   with pytest.raises(AssertionError, match="cache miss"):
     data.load_phone_data(copy, cache_dir=cache_dir)
+  # A corrupt cache file is recomputed, not trusted.
+  monkeypatch.undo()
+  (path,) = [os.path.join(cache_dir, f) for f in os.listdir(cache_dir)
+             if f.endswith(".npz")][:1]
+  with open(path, "wb") as f:
+    f.write(b"not an npz")
+  again = data.load_phone_data(root, cache_dir=cache_dir)
+  np.testing.assert_array_equal(again.test.labels48, feats.test.labels48)
 
 
 def test_riff_copy_reads_the_same(tiny_corpus, tiny_features, tmp_path):

@@ -312,3 +312,20 @@ def test_reader_case_insensitive_nested_and_sa_dropped(tmp_path):
   utts = data.list_utterances(str(root), "TRAIN", drop_sa=False)
   assert [u["utterance"] for u in utts] == ["SA1", "SX13"]
   assert timit.find_split_dir(str(root), "TRAIN").endswith("train")
+
+
+def test_reader_converted_copies_beside_sphere(tmp_path):
+  # Layout of a common converted copy: X.WAV (SPHERE) and X.WAV.wav (RIFF).
+  spk = tmp_path / "data" / "TRAIN" / "DR1" / "FAKS0"
+  os.makedirs(spk)
+  src = os.path.join(FIXTURE, "TRAIN", "DR1", "FAKS0")
+  x = _fixture_signal(220.0)
+  soundfile.write(str(spk / "SX13.WAV.wav"), x, 16000, subtype="PCM_16")
+  shutil.copy(os.path.join(src, "SX13.PHN"), spk / "SX13.PHN")
+  utts = data.list_utterances(str(tmp_path), "TRAIN")
+  assert utts[0]["wav"].endswith("SX13.WAV.wav")
+  shutil.copy(os.path.join(src, "SX13.WAV"), spk / "SX13.WAV")
+  utts = data.list_utterances(str(tmp_path), "TRAIN")
+  assert len(utts) == 1 and utts[0]["wav"].endswith("SX13.WAV")
+  waves, _, _, _ = data.read_phones(str(tmp_path), "TRAIN")
+  np.testing.assert_array_equal(waves[1], x[600:1350])

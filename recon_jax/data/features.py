@@ -12,7 +12,9 @@ import hashlib
 import json
 import os
 import tempfile
+import zipfile
 
+from absl import logging
 import jax
 import numpy as np
 
@@ -170,9 +172,13 @@ def load_phone_data(root, *, percentile=95.0, window_length=267, hop=145,
     cache_path = os.path.join(cache_dir or default_cache_dir(),
                               f"timit_phones_{key}.npz")
     if os.path.exists(cache_path):
-      with np.load(cache_path) as z:
-        arrays = {k: z[k] for k in z.files}
-      return _from_arrays(arrays, names48, names39, sample_rate)
+      try:
+        with np.load(cache_path) as z:
+          arrays = {k: z[k] for k in z.files}
+        return _from_arrays(arrays, names48, names39, sample_rate)
+      except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as e:
+        logging.warning("Ignoring unreadable feature cache %s (%s)", cache_path,
+                        e)
 
   raw = {}
   for split in timit.SPLITS:
@@ -204,13 +210,24 @@ def load_phone_data(root, *, percentile=95.0, window_length=267, hop=145,
   arrays["mean_spectrogram"] = arrays["train_spectrograms"].mean(
       axis=0, dtype=np.float64).astype(np.float32)
   if cache_path:
-    os.makedirs(os.path.dirname(cache_path), exist_ok=True)
-    # Write then rename, so a crash never leaves a half-written cache.
-    fd, tmp = tempfile.mkstemp(dir=os.path.dirname(cache_path), suffix=".npz")
+    try:
+      _write_cache(cache_path, arrays)
+    except OSError as e:  # A read-only cache directory costs speed, not data.
+      logging.warning("Could not write feature cache %s (%s)", cache_path, e)
+  return _from_arrays(arrays, names48, names39, sample_rate)
+
+
+def _write_cache(path, arrays):
+  os.makedirs(os.path.dirname(path), exist_ok=True)
+  # Write then rename, so a crash never leaves a half-written cache.
+  fd, tmp = tempfile.mkstemp(dir=os.path.dirname(path), suffix=".npz")
+  try:
     with os.fdopen(fd, "wb") as f:
       np.savez(f, **arrays)
-    os.replace(tmp, cache_path)
-  return _from_arrays(arrays, names48, names39, sample_rate)
+    os.replace(tmp, path)
+  finally:
+    if os.path.exists(tmp):
+      os.remove(tmp)
 
 
 def _from_arrays(a, names48, names39, sample_rate):

@@ -2,7 +2,8 @@
 
 Layout: <root>/{TRAIN,TEST}/DR*/<SPEAKER>/<UTT>.WAV with <UTT>.PHN beside it.
 Directory and file names match case-insensitively (some copies are lower
-case, some have .wav/.phn); <root> may also be a directory holding TIMIT/ or
+case, some have .wav/.phn; a converted "X.WAV.wav" is used where "X.WAV" is
+missing); <root> may also be a directory holding TIMIT/ or
 TIMIT/TIMIT/ or data/ (as common distributions nest it). WAV files may be
 NIST SPHERE or RIFF.
 """
@@ -79,9 +80,16 @@ def list_utterances(root, split, drop_sa=True):
       if not os.path.isdir(s_dir):
         continue
       files = {}
-      for name in os.listdir(s_dir):
+      converted = {}
+      for name in sorted(os.listdir(s_dir)):
         stem, ext = os.path.splitext(name)
+        if stem.upper().endswith(".WAV") and ext.upper() == ".WAV":
+          # Some copies add a RIFF "X.WAV.wav" beside each SPHERE "X.WAV".
+          converted[stem[:-4].upper()] = os.path.join(s_dir, name)
+          continue
         files.setdefault(stem.upper(), {})[ext.upper()] = os.path.join(s_dir, name)
+      for stem, path in converted.items():
+        files.setdefault(stem, {}).setdefault(".WAV", path)
       for stem in sorted(files):
         exts = files[stem]
         if ".WAV" not in exts and ".PHN" not in exts:
