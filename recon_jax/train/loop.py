@@ -130,6 +130,41 @@ def _epoch_and_offset(epoch_batches, step):
     epoch += 1
 
 
+def make_train_step(loss_fn, optimizer: optax.GradientTransformation,
+                    key: jax.Array, mesh: jax.sharding.Mesh):
+  """The jitted step: (state, sharded batch) -> (state, metrics, finite).
+
+  The loss's key at step s is fold_in(key, s); parameters and optimiser
+  state stay replicated over `mesh`, the batch arrives sharded on 'data'
+  (see shard_batch) and XLA inserts the gradient all-reduce.
+  """
+  replicated = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec())
+
+  def train_step(state, batch):
+    step_key = jax.random.fold_in(key, state.step)
+    (loss, aux), grads = jax.value_and_grad(loss_fn, has_aux=True)(
+        state.params, batch, step_key)
+    updates, opt_state = optimizer.update(grads, state.opt_state, state.params)
+    params = optax.apply_updates(state.params, updates)
+    grad_norm = optax.tree.norm(grads)
+    metrics = {"loss": loss, "grad_norm": grad_norm, **aux}
+    finite = jnp.isfinite(loss) & jnp.isfinite(grad_norm)
+    return TrainState(state.step + 1, params, opt_state), metrics, finite
+
+  return jax.jit(train_step, out_shardings=replicated, donate_argnums=0)
+
+
+def init_train_state(init_fn, optimizer, key, mesh) -> TrainState:
+  """A fresh TrainState, replicated over `mesh`."""
+  replicated = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec())
+
+  def init_state(key):
+    params = init_fn(key)
+    return TrainState(jnp.zeros((), jnp.int32), params, optimizer.init(params))
+
+  return jax.jit(init_state, out_shardings=replicated)(key)
+
+
 def fit(*,
         workdir: str,
         init_fn: Callable[[jax.Array], Any],
@@ -169,15 +204,8 @@ def fit(*,
       written after the last finite step.
   """
   mesh = make_mesh() if mesh is None else mesh
-  replicated = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec())
   init_key, loop_key = jax.random.split(jax.random.key(seed))
-
-  @jax.jit
-  def init_state(key):
-    params = init_fn(key)
-    return TrainState(jnp.zeros((), jnp.int32), params, optimizer.init(params))
-
-  state = jax.jit(init_state, out_shardings=replicated)(init_key)
+  state = init_train_state(init_fn, optimizer, init_key, mesh)
   manager = checkpoint_manager(os.path.join(workdir, "checkpoints"),
                                keep_checkpoints)
   restored = restore_latest(manager, state)
@@ -186,18 +214,7 @@ def fit(*,
     logging.info("Resumed from %s at step %d", manager.directory,
                  int(state.step))
 
-  def train_step(state, batch):
-    key = jax.random.fold_in(loop_key, state.step)
-    (loss, aux), grads = jax.value_and_grad(loss_fn, has_aux=True)(
-        state.params, batch, key)
-    updates, opt_state = optimizer.update(grads, state.opt_state, state.params)
-    params = optax.apply_updates(state.params, updates)
-    grad_norm = optax.tree.norm(grads)
-    metrics = {"loss": loss, "grad_norm": grad_norm, **aux}
-    finite = jnp.isfinite(loss) & jnp.isfinite(grad_norm)
-    return TrainState(state.step + 1, params, opt_state), metrics, finite
-
-  train_step = jax.jit(train_step, out_shardings=replicated, donate_argnums=0)
+  train_step = make_train_step(loss_fn, optimizer, loop_key, mesh)
 
   writer = metric_writers.MetricWriter(workdir, enabled=jax.process_index() == 0)
   step = int(state.step)
