@@ -134,7 +134,12 @@ def synthesize(text, voice="en-us", rate=175, pitch=50, pitch_range=50,
   Returns:
     samples: int16 (T,) at `SAMPLE_RATE`.
     events: list of (kind, sample, phoneme, text_position, text_length) with kind
-      "phoneme" or "word"; `sample` is the exact offset into `samples`.
+      "phoneme" or "word"; `sample` is the exact offset into `samples` (the
+      event's `sample` field, which espeak-ng computes from its output buffer
+      position; `audio_position` is the same rounded to ms). A phoneme event
+      marks where espeak starts that phoneme: for p/t/k that is the burst,
+      their closure silence ends the previous phoneme. `phoneme` is espeak's
+      mnemonic with stress marks ("'A@").
   """
   with _fresh_library() as lib:
     if lib.espeak_SetVoiceByName(voice.encode()) != 0:
