@@ -78,6 +78,11 @@ def test_annealing_runs_batched_and_averaged_cold_runs_only_descend(small):
     cold[loop] = inversion.reconstruct_by_annealing(
         model, params, 1, targets, jax.random.key(4), config)
   rec, runs, summary = cold["scan"]
+  via = inversion.reconstruct(
+      "annealing", model, params, 1, targets, jax.random.key(4),
+      inversion.ReconstructionConfig(annealing=config.__class__(
+          num_steps=100, num_runs=2, loop="python", initial_temperature=0.0)))
+  np.testing.assert_array_equal(via[0], cold["python"][0])
   assert rec.shape == (3,) + SHAPE and runs.shape == (3, 2) + SHAPE
   np.testing.assert_allclose(rec, runs.mean(axis=1), rtol=1e-6, atol=1e-7)
   assert not np.allclose(runs[:, 0], runs[:, 1])

@@ -158,6 +158,12 @@ def test_loop_modes_agree_and_average_the_runs(small):
     results[loop] = inversion.reconstruct_by_backprop(
         model, params, 3, targets, jax.random.key(5), config)
   rec, runs, summary = results["python"]
+  via = inversion.reconstruct(
+      "backprop", model, params, 3, targets, jax.random.key(5),
+      inversion.ReconstructionConfig.from_dict(
+          {"backprop": dict(max_steps=40, num_starts=3, loop="python",
+                            learning_rate=0.05)}))
+  np.testing.assert_array_equal(via[0], rec)
   np.testing.assert_allclose(rec, runs.mean(axis=1), rtol=1e-6, atol=1e-7)
   assert not np.allclose(runs[:, 0], runs[:, 1])  # K distinct starts
   for loop in ("while", "scan"):
@@ -202,3 +208,9 @@ def test_bad_inputs_raise_clear_errors(small):
                                       init=x[:1])
   with pytest.raises(ValueError, match="loop"):
     backprop.BackpropConfig(loop="for")
+  with pytest.raises(ValueError, match="unknown reconstruction method"):
+    inversion.reconstruct("gradient", model, params, 3, targets, key)
+  with pytest.raises(ValueError, match="needs a trained decoder"):
+    inversion.reconstruct("decoder_backprop", model, params, 3, targets, key)
+  with pytest.raises(TypeError):
+    inversion.ReconstructionConfig.from_dict({"backprop": {"eta": 1.0}})

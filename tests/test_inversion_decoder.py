@@ -157,10 +157,16 @@ def test_decoder_then_backprop_lowers_the_energy(trained_l6, encoder, data):
   model, params = encoder
   x = data[1][:4]
   y = objective.layer_targets(model, params, x, 6)
-  rec, runs, summary = inversion.reconstruct_by_decoder_then_backprop(
-      trained, model, params, 6, y, jax.random.key(2),
-      dec.DecoderConfig(num_draws=2),
-      backprop.BackpropConfig(max_steps=30, learning_rate=0.02))
+  config = inversion.ReconstructionConfig(
+      decoder=dec.DecoderConfig(num_draws=2),
+      backprop=backprop.BackpropConfig(max_steps=30, learning_rate=0.02))
+  rec, runs, summary = inversion.reconstruct(
+      "decoder_backprop", model, params, 6, y, jax.random.key(2), config,
+      decoder=trained)
+  direct = inversion.reconstruct_by_decoder_then_backprop(
+      trained, model, params, 6, y, jax.random.key(2), config.decoder,
+      config.backprop)
+  np.testing.assert_array_equal(direct[0], rec)
   assert runs.shape == (4, 2) + SHAPE
   assert np.all(np.asarray(summary["energy"])
                 < np.asarray(summary["decoder_energy"]))

@@ -56,6 +56,13 @@ def test_waveform_mxcorr_adds_the_mean_clips_and_runs_griffin_lim(phones):
   np.testing.assert_allclose(
       metrics.spectrogram_to_waveform(recon, mean, key, ITERS, waves.shape[1]),
       rebuilt, rtol=1e-5, atol=1e-6)
+  measures = metrics.reconstruction_measures(inputs, recon, waves, mean, key,
+                                             ITERS)
+  np.testing.assert_allclose(measures["waveform_mxcorr"], got, rtol=1e-6)
+  np.testing.assert_allclose(measures["spectrogram_mxcorr"],
+                             metrics.spectrogram_mxcorr(inputs, recon))
+  np.testing.assert_allclose(measures["euclidean_error"],
+                             metrics.euclidean_error(inputs, recon))
 
 
 def test_round_trip_beats_the_mean_spectrogram_threshold(phones):

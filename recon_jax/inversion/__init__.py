@@ -26,3 +26,6 @@ from recon_jax.inversion.decoder import reconstruct_by_decoder_then_backprop
 from recon_jax.inversion.decoder import save_decoder
 from recon_jax.inversion.decoder import train_decoder
 from recon_jax.inversion.decoder import TrainedDecoder
+from recon_jax.inversion.methods import METHODS
+from recon_jax.inversion.methods import reconstruct
+from recon_jax.inversion.methods import ReconstructionConfig

@@ -123,3 +123,30 @@ def waveform_mxcorr_threshold(mean_spectrogram, waveforms, key: jax.Array,
   scores = max_xcorr(waveforms, jnp.broadcast_to(average, np.shape(waveforms)),
                      batch_ndim=1)
   return float(jnp.mean(scores))
+
+
+def reconstruction_measures(originals, reconstructions, waveforms,
+                            mean_spectrogram, key: jax.Array,
+                            n_iter: int = 100, **stft_params) -> dict:
+  """The thesis's three measures per example (Fig. 9).
+
+  Args:
+    originals, reconstructions: (N, F, T) network inputs X* and X.
+    waveforms: (N, L) the originals' waveforms.
+    mean_spectrogram: (F, T) the training mean, added back before
+      Griffin-Lim.
+    key: Griffin-Lim's PRNG key.
+
+  Returns:
+    {'euclidean_error', 'spectrogram_mxcorr', 'waveform_mxcorr'}: (N,)
+    NumPy arrays.
+  """
+  return {
+      "euclidean_error": np.asarray(euclidean_error(originals,
+                                                    reconstructions)),
+      "spectrogram_mxcorr": np.asarray(spectrogram_mxcorr(originals,
+                                                          reconstructions)),
+      "waveform_mxcorr": np.asarray(waveform_mxcorr(
+          waveforms, reconstructions, mean_spectrogram, key, n_iter,
+          **stft_params)),
+  }
