@@ -87,7 +87,7 @@ def test_bold_driver_rule_on_a_quadratic(eta):
   a, x0, steps = 1.0, 1.5, 60
   config = backprop.BackpropConfig(learning_rate=eta, min_bold=0.5,
                                    max_steps=steps)
-  state = backprop.bold_driver_state(jnp.full((1, 1, 1), x0), 1.0)
+  state = backprop.bold_driver_state(jnp.full((1, 1, 1), x0), 1.0, eta)
   trace = []
   for _ in range(steps):
     if bool(state["done"][0]):
@@ -114,7 +114,7 @@ def test_bold_driver_is_per_run_and_freezes_finished_runs():
   config = backprop.BackpropConfig(learning_rate=1.0, min_bold=0.85,
                                    max_steps=10)
   # Run 0: E rises twice -> b = 0.81 < 0.85 -> done. Run 1: E falls.
-  state = backprop.bold_driver_state(jnp.ones((2, 1, 1)), 1.0)
+  state = backprop.bold_driver_state(jnp.ones((2, 1, 1)), 1.0, 1.0)
   energies = [jnp.array([1.0, 1.0]), jnp.array([2.0, 0.5]),
               jnp.array([3.0, 0.2]), jnp.array([0.1, 0.1])]
   grads = jnp.ones((2, 1, 1))
@@ -126,6 +126,18 @@ def test_bold_driver_is_per_run_and_freezes_finished_runs():
   np.testing.assert_allclose(state["x"][:, 0, 0], [1 - 1 - 0.9,
                                                    1 - 1 - 1.01 - 1.01**2
                                                    - 1.01**3], rtol=1e-6)
+
+
+@pytest.mark.parametrize("layer", [1, 3])
+def test_curvature_is_the_top_eigenvalue_of_gauss_newton(small, layer):
+  """Power iteration against the eigenvalues of an explicit J^T J + lambda."""
+  model, params = small
+  x = _originals(1)[0][:24]  # a short input keeps the Jacobian small
+  fn = lambda z: objective.layer_activation(model, params, z, layer)  # noqa: E731
+  jac = jax.jacrev(fn)(x).reshape((-1, x.size))
+  top = np.linalg.eigvalsh(np.asarray(jac.T @ jac, np.float64))[-1] + 0.01
+  got = float(backprop.curvature(model, params, layer, x, 0.01, iters=30))
+  assert 0.9 * top <= got <= 1.0001 * top
 
 
 def test_layer1_reconstruction_is_near_perfect():

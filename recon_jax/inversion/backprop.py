@@ -30,8 +30,15 @@ from recon_jax.models import phone_cnn
 class BackpropConfig:
   """Backpropagation to the input.
 
-  learning_rate: eta, the master step size (the thesis's value is lost in the
-    OCR; 0.1 suits the default network's mean-subtracted spectrograms).
+  learning_rate: eta, the master step size. With step_scale 'fixed' it is
+    the step itself (the thesis's rule; its value of eta is lost in the
+    OCR). With 'curvature' (default) each run's eta is learning_rate / L,
+    L the largest eigenvalue of E's Gauss-Newton curvature J^T J + lambda at
+    the run's start (J the Jacobian of Y_n; power iteration), so that b = 1
+    starts at a stable step whatever the layer's or the data's scale and
+    the cut-off b < min_bold means the same thing for every layer.
+  step_scale: 'curvature' or 'fixed' (see learning_rate).
+  curvature_iters: power iterations for L.
   weight_decay: lambda of the L2 term of E.
   bold_increase, bold_decrease: the bold driver's factors (1.01, 0.9).
   initial_bold: b at the start.
@@ -44,7 +51,9 @@ class BackpropConfig:
     benchmarks/bench_inversion.py found fastest on the backend).
   check_every: 'python' loop only: iterations between early-stop checks.
   """
-  learning_rate: float = 0.1
+  learning_rate: float = 1.0
+  step_scale: str = "curvature"
+  curvature_iters: int = 10
   weight_decay: float = 1e-3
   bold_increase: float = 1.01
   bold_decrease: float = 0.9
@@ -63,14 +72,21 @@ class BackpropConfig:
       raise ValueError("bold driver needs bold_increase >= 1 and 0 < "
                        f"bold_decrease < 1, got {self.bold_increase}, "
                        f"{self.bold_decrease}")
+    if self.step_scale not in ("curvature", "fixed"):
+      raise ValueError("step_scale must be 'curvature' or 'fixed', got "
+                       f"{self.step_scale!r}")
     loops.check_loop(self.loop)
 
 
-def bold_driver_state(x: jax.Array, initial_bold: float):
-  """Initial per-run state for runs X of shape (*runs, F, T)."""
+def bold_driver_state(x: jax.Array, initial_bold: float, eta=1.0):
+  """Initial per-run state for runs X of shape (*runs, F, T).
+
+  eta: the master step size, a scalar or one per run (*runs).
+  """
   runs = x.shape[:-2]
   return {
       "x": x,
+      "eta": jnp.broadcast_to(jnp.asarray(eta, jnp.float32), runs),
       "energy": jnp.full(runs, jnp.inf, jnp.float32),  # E of the last X seen
       "bold": jnp.full(runs, initial_bold, jnp.float32),
       "steps": jnp.zeros(runs, jnp.int32),
@@ -86,7 +102,7 @@ def bold_driver_step(state, energy, grad, config: BackpropConfig):
     state: from bold_driver_state (arrays over the runs).
     energy: (*runs) E(X) at state['x'].
     grad: (*runs, F, T) dE/dX there.
-    config: the factors, eta and the cut-off.
+    config: the factors and the cut-off (eta is in the state).
 
   Returns:
     The next state. Finished runs (done) are returned unchanged.
@@ -100,15 +116,42 @@ def bold_driver_step(state, energy, grad, config: BackpropConfig):
       state["bold"])
   converged = bold < config.min_bold
   active = ~done & ~converged
-  step = (config.learning_rate * bold)[..., None, None] * grad
+  step = (state["eta"] * bold)[..., None, None] * grad
   return {
       "x": jnp.where(active[..., None, None], state["x"] - step, state["x"]),
+      "eta": state["eta"],
       "energy": jnp.where(done, state["energy"], energy),
       "bold": jnp.where(done, state["bold"], bold),
       "steps": state["steps"] + active.astype(jnp.int32),
       "done": done | converged,
       "started": jnp.ones_like(state["started"]),
   }
+
+
+def curvature(model: phone_cnn.PhoneCNN, params, layer: int, x: jax.Array,
+              weight_decay: float, iters: int) -> jax.Array:
+  """Largest eigenvalue of J^T J + lambda I at ONE input x (F, T): scalar.
+
+  J is the Jacobian of layer `layer`'s activation at x; power iteration
+  (`iters` steps, from a fixed non-symmetric start) on the Gauss-Newton
+  matrix, which bounds E's curvature where the second-order term is small.
+  A lower bound that tightens with iters.
+  """
+  fn = lambda z: objective.layer_activation(model, params, z, layer)  # noqa: E731
+  _, jvp = jax.linearize(fn, x)
+  vjp = jax.linear_transpose(jvp, x)
+  rows, cols = x.shape
+  v = (jnp.cos(0.37 * jnp.arange(rows))[:, None]
+       + jnp.sin(1.3 * jnp.arange(cols))[None, :] + 1.5).astype(x.dtype)
+  v = v / jnp.linalg.norm(v)
+
+  def body(_, carry):
+    v, _ = carry
+    w = vjp(jvp(v))[0] + weight_decay * v
+    norm = jnp.linalg.norm(w)
+    return w / jnp.maximum(norm, 1e-30), norm
+  _, lam = jax.lax.fori_loop(0, iters, body, (v, jnp.zeros((), x.dtype)))
+  return jnp.maximum(lam, weight_decay)
 
 
 def _runs_energy(energy_fn):
@@ -123,7 +166,7 @@ def make_backprop_fn(model: phone_cnn.PhoneCNN, layer: int,
   """The jitted core: run(params, targets, x0) -> (x, summary).
 
   x0: (N, K, F, T) starts; targets (N, *act). Returns the final runs
-  (N, K, F, T) and a summary dict of (N, K) arrays: steps, energy (final
+  (N, K, F, T) and a summary dict of (N, K) arrays: eta, steps, energy (final
   E), bold (final b), converged (b < min_bold). Cached per (model, layer,
   config), so repeated calls do not recompile.
   """
@@ -138,6 +181,16 @@ def make_backprop_fn(model: phone_cnn.PhoneCNN, layer: int,
     energy, grad = energies_and_grads(params, targets, state["x"])
     return bold_driver_step(state, energy, grad, config)
 
+  def init(params, x0):
+    if config.step_scale == "fixed":
+      eta = config.learning_rate
+    else:
+      lam = jax.vmap(jax.vmap(lambda x: curvature(
+          model, params, layer, x, config.weight_decay,
+          config.curvature_iters)))(x0)
+      eta = config.learning_rate / lam
+    return bold_driver_state(x0, config.initial_bold, eta)
+
   def running(state):
     return jnp.any(~state["done"])
 
@@ -145,16 +198,17 @@ def make_backprop_fn(model: phone_cnn.PhoneCNN, layer: int,
     fn = objective.make_energy(model, params, layer, config.weight_decay)
     final = _runs_energy(fn)(state["x"], targets)
     return state["x"], {"steps": state["steps"], "energy": final,
-                        "bold": state["bold"],
+                        "bold": state["bold"], "eta": state["eta"],
                         "converged": state["bold"] < config.min_bold}
 
   if loop == "python":
     jit_step = jax.jit(step)
     jit_running = jax.jit(running)
     jit_summary = jax.jit(summary)
+    jit_init = jax.jit(init)
 
     def run(params, targets, x0):
-      state = bold_driver_state(x0, config.initial_bold)
+      state = jit_init(params, x0)
       state = loops.run_loop(lambda s: jit_step(params, targets, s),
                              jit_running, state, config.max_steps, "python",
                              config.check_every)
@@ -163,7 +217,7 @@ def make_backprop_fn(model: phone_cnn.PhoneCNN, layer: int,
 
   @jax.jit
   def run_on_device(params, targets, x0):
-    state = bold_driver_state(x0, config.initial_bold)
+    state = init(params, x0)
     state = loops.run_loop(lambda s: step(params, targets, s), running, state,
                            config.max_steps, loop)
     return summary(params, targets, state)
@@ -207,7 +261,8 @@ def reconstruct_by_backprop(model: phone_cnn.PhoneCNN, params, layer: int,
 
   Returns:
     (reconstructions (N, F, T) = mean of the K runs, runs (N, K, F, T),
-     summary {steps, energy, bold, converged}: (N, K) arrays).
+     summary {steps, energy, bold, converged, eta}: (N, K) arrays; eta is
+     each run's master step size).
 
   Raises:
     ValueError: the layer does not exist, targets have the wrong shape for it
