@@ -29,6 +29,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from recon_jax import models
+from recon_jax.inversion import annealing
 from recon_jax.inversion import backprop
 from recon_jax.inversion import objective
 
@@ -115,6 +116,7 @@ def main():
   parser.add_argument("--examples", type=int, default=48)
   parser.add_argument("--starts", type=int, default=4)
   parser.add_argument("--repeats", type=int, default=3)
+  parser.add_argument("--anneal_steps", type=int, default=200)
   parser.add_argument("--padding", default="VALID", choices=("VALID", "SAME"))
   parser.add_argument("--torch_threads", type=int, default=os.cpu_count())
   args = parser.parse_args()
@@ -198,6 +200,27 @@ def main():
         f"'{best}' (loop='auto' picks '{backprop.loops.default_loop()}')")
   print("first call (compile + run), s: " + ", ".join(
       f"{k}={v:.1f}" for k, v in compile_s.items()))
+
+  # Annealing: one forward pass per proposal, so per-step overheads weigh
+  # more; which loop mode wins here?
+  anneal = {}
+  for loop in ("python", "scan"):
+    cfg = annealing.AnnealingConfig(num_steps=args.anneal_steps, num_runs=k,
+                                    loop=loop)
+    run = annealing.make_annealing_fn(model, args.layer, cfg)
+    keys = jax.random.split(jax.random.key(3), n * k).reshape((n, k))
+    anneal[loop] = (lambda run=run: run(params, jnp.asarray(targets),
+                                        jnp.asarray(x0), keys))
+    _wall(anneal[loop])  # compile
+  a_times = {loop: [] for loop in anneal}
+  for _ in range(args.repeats):
+    for loop, fn in anneal.items():
+      a_times[loop].append(_wall(fn))
+  a_med = {loop: float(np.median(v)) for loop, v in a_times.items()}
+  print(f"\nannealing, same layer and batch, {args.anneal_steps} proposals: "
+        + ", ".join(f"loop='{l}' {v:.3f} s ({n * k * args.anneal_steps / v:.0f}"
+                    " run-steps/s)" for l, v in a_med.items())
+        + f"; scan/python time {a_med['scan'] / a_med['python']:.2f}")
 
 
 if __name__ == "__main__":
