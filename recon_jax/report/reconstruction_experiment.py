@@ -128,7 +128,7 @@ class _Decoders:
             epoch_batches=inversion.decoder.array_batches(
                 self.train_inputs, self.config.decoder_batch_size,
                 self.config.seed),
-            config=train_config)
+            config=train_config, input_shape=self.train_inputs.shape[1:])
       self._cache[key] = decoder
     return self._cache[key]
 
@@ -142,14 +142,15 @@ def _reconstruct(method, layer, inputs, key, config, classifier, encoder,
   else:
     model, params = encoder
   targets = inversion.layer_targets(model, params, inputs, layer)
+  shape = inputs.shape[1:]
   if method == "annealing":
     cfg = _dataclass_from(inversion.AnnealingConfig, config.annealing)
     return inversion.reconstruct_by_annealing(model, params, layer, targets,
-                                              key, cfg)[0]
+                                              key, cfg, input_shape=shape)[0]
   if method == "backprop":
     cfg = _dataclass_from(inversion.BackpropConfig, config.backprop)
     return inversion.reconstruct_by_backprop(model, params, layer, targets,
-                                             key, cfg)[0]
+                                             key, cfg, input_shape=shape)[0]
   decoder = decoders.get(layer)
   dec_cfg = _dataclass_from(inversion.DecoderConfig, config.decoder)
   if method == "decoder":

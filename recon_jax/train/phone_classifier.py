@@ -83,10 +83,12 @@ def train_phone_classifier(config, workdir: str, data) -> tuple:
     raise ValueError(f"config.model.num_classes={model.num_classes} but the "
                      f"data has {len(data.phones48)} classes")
   os.makedirs(workdir, exist_ok=True)
-  with open(os.path.join(workdir, "model_config.json"), "w") as f:
-    json.dump(config.model.to_dict(), f, indent=1, sort_keys=True)
   t = config.train
   inputs = data_lib.network_inputs(data, "train")
+  with open(os.path.join(workdir, "model_config.json"), "w") as f:
+    json.dump({"model": config.model.to_dict(),
+               "input_shape": list(inputs.shape[1:])}, f, indent=1,
+              sort_keys=True)
   labels = data.train.labels48
 
   def epoch_batches(epoch):
@@ -125,7 +127,7 @@ def train_phone_classifier(config, workdir: str, data) -> tuple:
   return model, params, result
 
 
-def load_phone_classifier(config, workdir: str, input_shape=(201, 16)):
+def load_phone_classifier(config, workdir: str):
   """(model, params) of the newest checkpoint in `workdir`.
 
   Raises:
@@ -138,6 +140,8 @@ def load_phone_classifier(config, workdir: str, input_shape=(201, 16)):
                             "model_config.json); train it first")
   with open(path) as f:
     saved = json.load(f)
+  input_shape = tuple(saved["input_shape"])
+  saved = saved["model"]
   want = json.loads(json.dumps(config.model.to_dict()))
   if saved != want:
     diff = {k: (saved.get(k), want.get(k)) for k in set(saved) | set(want)
