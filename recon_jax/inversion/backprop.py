@@ -19,7 +19,6 @@ import functools
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 
 from recon_jax.inversion import loops
 from recon_jax.inversion import objective

@@ -7,7 +7,6 @@ activation Y*_n of layer n of a PhoneCNN. Everything here is per example and
 pure; the methods vmap it over examples and over the K averaged runs.
 """
 import functools
-import math
 from typing import Callable
 
 import jax
@@ -67,8 +66,12 @@ def layer_targets(model: phone_cnn.PhoneCNN, params, x: jax.Array,
   model.check_layer(layer)
   checks.check_rank(x, (3,), "originals", "(N, freq, frames)")
   checks.check_finite(x, "originals")
-  return jax.jit(lambda p, x: model.apply({"params": p}, x, layer=layer))(
-      params, jnp.asarray(x, jnp.float32))
+  return _targets_fn(model, layer)(params, jnp.asarray(x, jnp.float32))
+
+
+@functools.lru_cache(maxsize=64)
+def _targets_fn(model, layer):
+  return jax.jit(lambda p, x: model.apply({"params": p}, x, layer=layer))
 
 
 def check_targets(model: phone_cnn.PhoneCNN, layer: int, targets,
@@ -80,7 +83,7 @@ def check_targets(model: phone_cnn.PhoneCNN, layer: int, targets,
   `input_shape`, or NaN/Inf among the targets.
   """
   spec = model.check_layer(layer)
-  want = phone_cnn.activation_shape(model, (1,) + tuple(input_shape), layer)[1:]
+  want = _activation_shape(model, tuple(input_shape), layer)
   shape = tuple(np.shape(targets))
   if len(shape) != len(want) + 1 or shape[1:] != tuple(want):
     raise ValueError(
@@ -92,6 +95,12 @@ def check_targets(model: phone_cnn.PhoneCNN, layer: int, targets,
   checks.check_finite(targets, f"target activations for layer {layer}")
 
 
+@functools.lru_cache(maxsize=256)
+def _activation_shape(model, input_shape, layer):
+  return tuple(phone_cnn.activation_shape(model, (1,) + input_shape,
+                                          layer)[1:])
+
+
 def check_input_batch(x, num_examples: int, input_shape, name: str):
   """Validates a batch of spectrograms (N, F, T) (starts, originals)."""
   want = (num_examples,) + tuple(input_shape)
@@ -99,6 +108,3 @@ def check_input_batch(x, num_examples: int, input_shape, name: str):
     raise ValueError(f"{name} must have shape {want}, got {np.shape(x)}")
   checks.check_finite(x, name)
 
-
-def num_elements(shape) -> int:
-  return int(math.prod(shape))
