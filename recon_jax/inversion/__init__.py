@@ -1,10 +1,21 @@
 """Reconstructing a network's input from one layer's activations (SPEC A3).
 
 The thesis's four methods, each batched over examples (N) and over the K
-runs averaged per example, and each returning
-(reconstructions (N, F, T), runs (N, K, F, T), summary dict of (N, K) arrays):
-  reconstruct_by_annealing, reconstruct_by_backprop, reconstruct_by_decoder,
-  reconstruct_by_decoder_then_backprop.
+runs averaged per example (vmap), jitted, each returning
+(reconstructions (N, F, T), runs (N, K, F, T), summary dict of (N, K) arrays
+with at least 'energy', E of each run's result):
+  reconstruct_by_annealing(model, params, layer, targets, key, AnnealingConfig)
+  reconstruct_by_backprop(model, params, layer, targets, key, BackpropConfig,
+                          init=None)
+  reconstruct_by_decoder(decoder, model, params, layer, targets, key,
+                         DecoderConfig, switches=None)
+  reconstruct_by_decoder_then_backprop(decoder, model, params, layer,
+                                       targets, key, DecoderConfig,
+                                       BackpropConfig, switches=None)
+or one entry point: reconstruct(method, model, params, layer, targets, key,
+ReconstructionConfig, decoder=..., switches=...), method in METHODS.
+Decoders: train_decoder (stacked, through recon_jax.train.fit) / load_decoder
+-> TrainedDecoder; mangled_decoder_check for the switch-unpooling leak.
 `layer_targets` computes Y*_n from originals; `make_energy` is E.
 """
 from recon_jax.inversion.annealing import AnnealingConfig
