@@ -209,8 +209,9 @@ def main():
                                     loop=loop)
     run = annealing.make_annealing_fn(model, args.layer, cfg)
     keys = jax.random.split(jax.random.key(3), n * k).reshape((n, k))
-    anneal[loop] = (lambda run=run: run(params, jnp.asarray(targets),
-                                        jnp.asarray(x0), keys))
+    radius = jnp.full((n,), 0.05 * float(np.std(x_true)))
+    anneal[loop] = (lambda run=run, radius=radius: run(
+        params, jnp.asarray(targets), jnp.asarray(x0), keys, radius))
     _wall(anneal[loop])  # compile
   a_times = {loop: [] for loop in anneal}
   for _ in range(args.repeats):

@@ -15,6 +15,7 @@ from recon_jax.inversion import objective
 
 sys.path.insert(0, os.path.dirname(__file__))
 from test_inversion_fixtures import numpy_params  # noqa: E402
+from test_inversion_fixtures import synthetic_spectrograms  # noqa: E402
 
 SHAPE = (201, 16)
 SMALL = models.PhoneCNN(conv_features=(8, 8, 8), dense_features=(32, 16),
@@ -89,6 +90,10 @@ def test_annealing_runs_batched_and_averaged_cold_runs_only_descend(small):
   np.testing.assert_allclose(cold["python"][0], rec, rtol=1e-5, atol=1e-6)
   np.testing.assert_array_equal(cold["python"][2]["accepted"],
                                 summary["accepted"])
+  estimate = annealing.estimate_input_rms(model, params, 1, targets)
+  np.testing.assert_allclose(
+      summary["radius"],
+      np.broadcast_to(0.05 * np.asarray(estimate)[:, None], (3, 2)), rtol=1e-5)
   # At T = 0 throughout, the run is a descent: no worse state, E went down.
   assert np.all(np.asarray(summary["worse_accepted"]) == 0)
   assert np.all(np.asarray(summary["accepted"]) > 0)
@@ -100,8 +105,27 @@ def test_annealing_runs_batched_and_averaged_cold_runs_only_descend(small):
                                      initial_temperature=0.1,
                                      schedule="exponential")
   _, _, summary = inversion.reconstruct_by_annealing(
-      model, params, 1, targets, jax.random.key(4), config)
+      model, params, 1, targets, jax.random.key(4), config, input_scale=2.0)
   assert np.sum(np.asarray(summary["worse_accepted"])) > 0
+  np.testing.assert_allclose(summary["radius"], 0.1, rtol=1e-6)
+
+
+@pytest.mark.parametrize("scale", [1.0, 0.003])
+def test_input_rms_estimate_tracks_the_data_scale(scale):
+  """The neighbour radius's default units follow the data's scale: the
+  estimate is rough (a lower bound, loose where layer 1 is not injective,
+  as in a narrow net) but within a small factor of the true RMS at any scale."""
+  model = models.PhoneCNN(conv_features=(32, 8, 8), dense_features=(32, 16),
+                          num_classes=5, padding="SAME")
+  params = numpy_params(model)
+  _, x, _ = synthetic_spectrograms(3, seed=5)
+  x = x * scale
+  rms = np.sqrt(np.mean(x**2, axis=(1, 2)))
+  for layer in (1, 9):
+    targets = objective.layer_targets(model, params, x, layer)
+    got = np.asarray(annealing.estimate_input_rms(model, params, layer,
+                                                  targets))
+    assert np.all((got > 0.25 * rms) & (got < 2.5 * rms)), (layer, got, rms)
 
 
 def test_bad_inputs_raise_clear_errors(small):
@@ -119,3 +143,6 @@ def test_bad_inputs_raise_clear_errors(small):
     inversion.reconstruct_by_annealing(model, params, 9, bad, key, config)
   with pytest.raises(ValueError, match="schedule"):
     annealing.AnnealingConfig(schedule="cosine")
+  with pytest.raises(ValueError, match="input_scale"):
+    inversion.reconstruct_by_annealing(model, params, 9, targets, key, config,
+                                       input_scale=-1.0)

@@ -19,6 +19,7 @@ Decoders: train_decoder (stacked, through recon_jax.train.fit) / load_decoder
 `layer_targets` computes Y*_n from originals; `make_energy` is E.
 """
 from recon_jax.inversion.annealing import AnnealingConfig
+from recon_jax.inversion.annealing import estimate_input_rms
 from recon_jax.inversion.annealing import reconstruct_by_annealing
 from recon_jax.inversion.backprop import BackpropConfig
 from recon_jax.inversion.backprop import reconstruct_by_backprop
