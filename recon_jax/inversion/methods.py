@@ -51,7 +51,8 @@ def reconstruct(method: str, model: phone_cnn.PhoneCNN, params, layer: int,
                 targets, key: jax.Array,
                 config: ReconstructionConfig = ReconstructionConfig(), *,
                 decoder: decoder_lib.TrainedDecoder | None = None,
-                switches=None, input_shape=objective.INPUT_SHAPE):
+                switches=None, input_shape=objective.INPUT_SHAPE,
+                input_scale=None):
   """Reconstructs inputs (N, F, T) from layer `layer`'s activations.
 
   Args:
@@ -65,6 +66,8 @@ def reconstruct(method: str, model: phone_cnn.PhoneCNN, params, layer: int,
       methods only.
     switches: the encoder's switches of the originals, for a 'switch'
       unpooling decoder only.
+    input_scale: annealing only: the inputs' RMS, the unit of the neighbour
+      radius (None: estimated from the targets).
 
   Returns:
     (reconstructions (N, F, T), runs (N, K, F, T), summary dict).
@@ -87,7 +90,7 @@ def reconstruct(method: str, model: phone_cnn.PhoneCNN, params, layer: int,
   if method == "annealing":
     return annealing.reconstruct_by_annealing(
         model, params, layer, targets, key, config.annealing,
-        input_shape=input_shape)
+        input_shape=input_shape, input_scale=input_scale)
   if method == "backprop":
     return backprop.reconstruct_by_backprop(
         model, params, layer, targets, key, config.backprop,
