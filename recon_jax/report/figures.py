@@ -20,35 +20,22 @@ def _save(fig, path):
   return path
 
 
-def spectrogram_grid(path: str, rows: Sequence[Sequence[np.ndarray]],
-                     row_labels: Sequence[str], col_labels: Sequence[str],
-                     title: str = "", log_scale: bool = False,
-                     shared_scale: bool = False) -> str:
-  """A grid of (freq, time) spectrograms, low frequencies at the bottom.
+def _grid(path, rows, row_labels, col_labels, title, cell_size, draw):
+  """A rows x columns figure; draw(ax, i, j) fills cell (i, j) of rows[i][j].
 
-  Args:
-    rows: rows[i][j] a (F, T) array or None (blank cell).
-    shared_scale: one colour range per row (compare intensities across a
-      row, as the thesis's Fig. B.1) instead of one per image.
+  Cells beyond a row's end or holding None are left blank.
   """
   n_rows = len(rows)
   n_cols = max(len(r) for r in rows)
-  fig, axes = plt.subplots(n_rows, n_cols, figsize=(1.6 * n_cols + 1,
-                                                    1.8 * n_rows + 0.5),
+  fig, axes = plt.subplots(n_rows, n_cols,
+                           figsize=(cell_size[0] * n_cols + 1,
+                                    cell_size[1] * n_rows + 0.5),
                            squeeze=False)
   for i, row in enumerate(rows):
-    imgs = [np.log1p(np.maximum(a, 0)) if (log_scale and a is not None) else a
-            for a in row]
-    present = [a for a in imgs if a is not None]
-    vmin = min(float(a.min()) for a in present) if present else 0
-    vmax = max(float(a.max()) for a in present) if present else 1
     for j in range(n_cols):
       ax = axes[i, j]
-      ax.set_xticks([])
-      ax.set_yticks([])
-      if j < len(imgs) and imgs[j] is not None:
-        kw = dict(vmin=vmin, vmax=vmax) if shared_scale else {}
-        ax.imshow(imgs[j], origin="lower", aspect="auto", cmap="magma", **kw)
+      if j < len(row) and row[j] is not None:
+        draw(ax, i, j)
       else:
         ax.axis("off")
       if i == 0 and j < len(col_labels):
@@ -58,6 +45,36 @@ def spectrogram_grid(path: str, rows: Sequence[Sequence[np.ndarray]],
   if title:
     fig.suptitle(title, fontsize=10)
   return _save(fig, path)
+
+
+def spectrogram_grid(path: str, rows: Sequence[Sequence[np.ndarray]],
+                     row_labels: Sequence[str], col_labels: Sequence[str],
+                     title: str = "", log_scale: bool = False,
+                     shared_scale: bool = False) -> str:
+  """A grid of (freq, time) spectrograms, low frequencies at the bottom.
+
+  Args:
+    rows: rows[i][j] a (F, T) array or None (blank cell).
+    log_scale: show log(1 + max(x, 0)).
+    shared_scale: one colour range per row (compare intensities across a
+      row, as the thesis's Fig. B.1) instead of one per image.
+  """
+  images = [[None if a is None else
+             (np.log1p(np.maximum(a, 0)) if log_scale else np.asarray(a))
+             for a in row] for row in rows]
+  ranges = []
+  for row in images:
+    present = [a for a in row if a is not None]
+    ranges.append((min(float(a.min()) for a in present),
+                   max(float(a.max()) for a in present)) if present else (0, 1))
+
+  def draw(ax, i, j):
+    ax.set_xticks([])
+    ax.set_yticks([])
+    kw = dict(vmin=ranges[i][0], vmax=ranges[i][1]) if shared_scale else {}
+    ax.imshow(images[i][j], origin="lower", aspect="auto", cmap="magma", **kw)
+
+  return _grid(path, images, row_labels, col_labels, title, (1.6, 1.8), draw)
 
 
 def confusion_matrix_figure(path: str, confusion: np.ndarray,
@@ -83,26 +100,12 @@ def histogram_grid(path: str, rows: Sequence[Sequence[np.ndarray]],
                    row_labels: Sequence[str], col_labels: Sequence[str],
                    title: str = "", bins: int = 40) -> str:
   """Intensity histograms (thesis Fig. 10): rows[i][j] any array, or None."""
-  n_rows = len(rows)
-  n_cols = max(len(r) for r in rows)
-  fig, axes = plt.subplots(n_rows, n_cols, figsize=(1.8 * n_cols + 1,
-                                                    1.5 * n_rows + 0.5),
-                           squeeze=False)
-  for i, row in enumerate(rows):
-    for j in range(n_cols):
-      ax = axes[i, j]
-      if j < len(row) and row[j] is not None:
-        ax.hist(np.ravel(row[j]), bins=bins, color="C0")
-        ax.tick_params(labelsize=6)
-      else:
-        ax.axis("off")
-      if i == 0 and j < len(col_labels):
-        ax.set_title(col_labels[j], fontsize=8)
-      if j == 0 and i < len(row_labels):
-        ax.set_ylabel(row_labels[i], fontsize=8)
-  if title:
-    fig.suptitle(title, fontsize=10)
-  return _save(fig, path)
+
+  def draw(ax, i, j):
+    ax.hist(np.ravel(rows[i][j]), bins=bins, color="C0")
+    ax.tick_params(labelsize=6)
+
+  return _grid(path, rows, row_labels, col_labels, title, (1.8, 1.5), draw)
 
 
 def measure_curves(path: str, layers: Sequence[int],
