@@ -90,10 +90,7 @@ def test_annealing_runs_batched_and_averaged_cold_runs_only_descend(small):
   np.testing.assert_allclose(cold["python"][0], rec, rtol=1e-5, atol=1e-6)
   np.testing.assert_array_equal(cold["python"][2]["accepted"],
                                 summary["accepted"])
-  estimate = annealing.estimate_input_rms(model, params, 1, targets)
-  np.testing.assert_allclose(
-      summary["radius"],
-      np.broadcast_to(0.05 * np.asarray(estimate)[:, None], (3, 2)), rtol=1e-5)
+  np.testing.assert_allclose(summary["radius"], 0.05)  # absolute by default
   # At T = 0 throughout, the run is a descent: no worse state, E went down.
   assert np.all(np.asarray(summary["worse_accepted"]) == 0)
   assert np.all(np.asarray(summary["accepted"]) > 0)
@@ -103,11 +100,18 @@ def test_annealing_runs_batched_and_averaged_cold_runs_only_descend(small):
   # Hot early steps do take worse states.
   config = annealing.AnnealingConfig(num_steps=100, num_runs=2, loop="scan",
                                      initial_temperature=0.1,
-                                     schedule="exponential")
+                                     schedule="exponential",
+                                     radius_units="input_rms")
   _, _, summary = inversion.reconstruct_by_annealing(
       model, params, 1, targets, jax.random.key(4), config, input_scale=2.0)
   assert np.sum(np.asarray(summary["worse_accepted"])) > 0
   np.testing.assert_allclose(summary["radius"], 0.1, rtol=1e-6)
+  _, _, summary = inversion.reconstruct_by_annealing(
+      model, params, 1, targets, jax.random.key(4), config)  # estimated
+  estimate = annealing.estimate_input_rms(model, params, 1, targets)
+  np.testing.assert_allclose(
+      summary["radius"],
+      np.broadcast_to(0.05 * np.asarray(estimate)[:, None], (3, 2)), rtol=1e-5)
 
 
 @pytest.mark.parametrize("scale", [1.0, 0.003])
@@ -144,5 +148,8 @@ def test_bad_inputs_raise_clear_errors(small):
   with pytest.raises(ValueError, match="schedule"):
     annealing.AnnealingConfig(schedule="cosine")
   with pytest.raises(ValueError, match="input_scale"):
-    inversion.reconstruct_by_annealing(model, params, 9, targets, key, config,
-                                       input_scale=-1.0)
+    inversion.reconstruct_by_annealing(
+        model, params, 9, targets, key,
+        annealing.AnnealingConfig(num_steps=2, num_runs=1,
+                                  radius_units="input_rms"),
+        input_scale=-1.0)

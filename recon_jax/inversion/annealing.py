@@ -43,12 +43,11 @@ class AnnealingConfig:
   band_rows: n, the rows of the neighbour band (thesis: not given).
   fraction: share of nonzero entries in Q (thesis 50%).
   radius: r (thesis 0.05), in units of radius_units.
-  radius_units: 'input_rms' (default): r times the RMS of the input X*,
-    given as reconstruct_by_annealing(input_scale=...) or else estimated
-    from Y*_n (estimate_input_rms); the thesis's 0.05 was in the units of
-    its unnormalised spectrograms, whose RMS was of order 1, while this
-    package's spectrograms are ~100x smaller, so an absolute 0.05 would be
-    a leap across the whole data range. 'absolute': r in input units.
+  radius_units: 'absolute' (default): r in input units, the thesis's rule;
+    the package's STFT has the thesis's (MATLAB spectrogram) scaling, so
+    r = 0.05 means what it meant there. 'input_rms': r times the RMS of the
+    input X*, given as reconstruct_by_annealing(input_scale=...) or else
+    estimated from Y*_n (estimate_input_rms), for data of another scale.
   initial_temperature: T0, relative to E(X_0) if relative_temperature.
   schedule: 'linear' or 'exponential' (both end at 0).
   final_ratio: 'exponential' only: T just before the final 0, over T0.
@@ -65,7 +64,7 @@ class AnnealingConfig:
   band_rows: int = 5
   fraction: float = 0.5
   radius: float = 0.05
-  radius_units: str = "input_rms"
+  radius_units: str = "absolute"
   initial_temperature: float = 1e-3
   relative_temperature: bool = True
   schedule: str = "linear"
