@@ -33,7 +33,7 @@ from recon_jax import metrics
 from recon_jax.report import audio
 from recon_jax.report import figures
 
-METHODS = ("annealing", "backprop", "decoder", "decoder_backprop")
+METHODS = inversion.METHODS
 METHOD_NAMES = {"annealing": "Sim. annealing", "backprop": "Backprop",
                 "decoder": "Decoding", "decoder_backprop": "Dec. and backpr."}
 MEASURES = ("R", "mxcorr2", "waveform_mxcorr")
@@ -136,31 +136,18 @@ class _Decoders:
 def _reconstruct(method, layer, inputs, key, config, classifier, encoder,
                  decoders):
   """Reconstructions (N, F, T) of `inputs` from layer `layer` by `method`."""
-  if method in ("annealing", "backprop"):
-    model, params = (classifier if config.search_network == "valid"
-                     else encoder)
+  if method in ("annealing", "backprop") and config.search_network == "valid":
+    model, params = classifier
   else:
     model, params = encoder
   targets = inversion.layer_targets(model, params, inputs, layer)
-  shape = inputs.shape[1:]
-  if method == "annealing":
-    cfg = _dataclass_from(inversion.AnnealingConfig, config.annealing)
-    return inversion.reconstruct_by_annealing(model, params, layer, targets,
-                                              key, cfg, input_shape=shape)[0]
-  if method == "backprop":
-    cfg = _dataclass_from(inversion.BackpropConfig, config.backprop)
-    return inversion.reconstruct_by_backprop(model, params, layer, targets,
-                                             key, cfg, input_shape=shape)[0]
-  decoder = decoders.get(layer)
-  dec_cfg = _dataclass_from(inversion.DecoderConfig, config.decoder)
-  if method == "decoder":
-    return inversion.reconstruct_by_decoder(decoder, model, params, layer,
-                                            targets, key, dec_cfg)[0]
-  if method == "decoder_backprop":
-    bp_cfg = _dataclass_from(inversion.BackpropConfig, config.backprop)
-    return inversion.reconstruct_by_decoder_then_backprop(
-        decoder, model, params, layer, targets, key, dec_cfg, bp_cfg)[0]
-  raise ValueError(f"unknown method {method!r}; want one of {METHODS}")
+  methods_config = inversion.ReconstructionConfig.from_dict(
+      {k: config[k] for k in ("annealing", "backprop", "decoder")})
+  decoder = (decoders.get(layer) if method in ("decoder", "decoder_backprop")
+             else None)
+  return inversion.reconstruct(method, model, params, layer, targets, key,
+                               methods_config, decoder=decoder,
+                               input_shape=inputs.shape[1:])[0]
 
 
 def _measures(stim, reconstructions, mean_spectrogram, key, gl_iters):
