@@ -23,6 +23,9 @@ def _from_dataclass(cls, **overrides):
 
 def get_config():
   c = ml_collections.ConfigDict()
+  # The run's seed: network init, dropout, epochs, decoders and every
+  # reconstruction draw follow it (--config.seed=3). The corpus has its own
+  # (corpus.generator.seed), so runs with several seeds share one corpus.
   c.seed = 0
   c.corpus = prepare.corpus_settings("default")
 
@@ -31,9 +34,10 @@ def get_config():
   c.encoder = phone_cnn.get_config("padded")
   for net in (c.classifier, c.encoder):
     del net["corpus"]
+    del net["seed"]
 
   r = c.reconstruction = ml_collections.ConfigDict()
-  r.seed = 0
+  r.seed = c.get_ref("seed")
   r.layers = (1, 3, 6, 9, 12)
   r.methods = ("annealing", "backprop", "decoder", "decoder_backprop")
   r.search_network = "valid"  # annealing and backprop invert the classifier.
@@ -42,7 +46,8 @@ def get_config():
   r.backprop = _from_dataclass(inversion.BackpropConfig)
   r.annealing = _from_dataclass(inversion.AnnealingConfig)
   r.decoder = _from_dataclass(inversion.DecoderConfig)
-  r.decoder_train = _from_dataclass(inversion.DecoderTrainConfig)
+  r.decoder_train = _from_dataclass(inversion.DecoderTrainConfig,
+                                    seed=c.get_ref("seed"))
   r.decoder_batch_size = 128
   r.mangled_check_layer = 9  # 0 skips the switch-vs-blind leak check.
   r.figure_example = 0  # which phone (class index) the per-phone figures show

@@ -11,6 +11,7 @@ def get_config():
   c.encoder = phone_cnn_tiny.get_config("padded")
   for net in (c.classifier, c.encoder):
     del net["corpus"]
+    del net["seed"]
   r = c.reconstruction
   r.layers = (1, 3, 12)
   r.num_chirps = 4

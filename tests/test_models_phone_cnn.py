@@ -72,7 +72,7 @@ def test_dropout_only_when_training(nets):
                                 model.apply({"params": params}, X))
 
 
-@pytest.mark.parametrize("layer", [0, 17, -1, 2.0])
+@pytest.mark.parametrize("layer", [0, 17, -1, 2.0, True, "3"])
 def test_missing_layer_is_a_clear_error(nets, layer):
   model, params = nets["VALID"]
   with pytest.raises(ValueError, match="does not exist.*layers 1..16"):
@@ -87,3 +87,10 @@ def test_wrong_input_rank_is_a_clear_error(nets):
 
 def test_activation_shape_helper():
   assert models.activation_shape(models.PhoneCNN(), (2, 201, 16), 9) == (2, 19, 64)
+
+
+def test_numpy_integer_layer_numbers_are_accepted(nets):
+  model, params = nets["VALID"]
+  np.testing.assert_array_equal(
+      model.apply({"params": params}, X, layer=np.int64(3)),
+      model.apply({"params": params}, X, layer=3))

@@ -320,3 +320,9 @@ def test_max_pool_errors():
   x[3] = np.nan
   with pytest.raises(ValueError, match="NaN"):
     ops.max_pool_with_argmax(x, 2, 2)
+
+
+def test_max_unpool_rejects_float_switches():
+  y = np.ones((1, 2, 1), np.float32)
+  with pytest.raises(ValueError, match="integer indices"):
+    ops.max_unpool(y, np.array([[[0.9], [2.7]]]), 5)

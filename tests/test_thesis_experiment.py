@@ -106,3 +106,25 @@ def test_load_classifier_checks_the_config(pipeline):
     phone_classifier.load_phone_classifier(net, os.path.join(workdir, "valid"))
   with pytest.raises(FileNotFoundError, match="no trained phone CNN"):
     phone_classifier.load_phone_classifier(net, os.path.join(workdir, "nope"))
+
+
+def test_a_changed_config_is_not_mixed_into_old_results(pipeline):
+  workdir, config, data, nets = pipeline
+  changed = ml_collections.ConfigDict(config.reconstruction.to_dict())
+  changed.layers = (1,)
+  changed.methods = ("decoder",)
+  outdir = os.path.join(workdir, "changing")
+  rx.run_reconstruction_experiment(changed, outdir, data, nets["valid"][:2],
+                                   nets["padded"][:2])
+  changed.figure_example = 1  # presentation only: still the same results
+  rx.run_reconstruction_experiment(changed, outdir, data, nets["valid"][:2],
+                                   nets["padded"][:2])
+  changed.decoder.num_draws = 3
+  with pytest.raises(ValueError, match=r"another reconstruction config.*decoder"):
+    rx.run_reconstruction_experiment(changed, outdir, data, nets["valid"][:2],
+                                     nets["padded"][:2])
+  changed.decoder.num_draws = 2
+  changed.figure_example = 48
+  with pytest.raises(ValueError, match="figure_example=48"):
+    rx.run_reconstruction_experiment(changed, outdir, data, nets["valid"][:2],
+                                     nets["padded"][:2])

@@ -132,3 +132,24 @@ def test_nan_loss_stops_with_clear_error_and_keeps_last_good_checkpoint(tmp_path
       manager, train.TrainState(jnp.zeros((), jnp.int32), params["params"],
                                 optimizer.init(params["params"])))
   assert all(np.all(np.isfinite(v)) for v in jax.tree.leaves(restored.params))
+
+
+def test_shard_batch_places_rows_by_the_mesh_not_the_process():
+  """A mesh in any device order still gets the batch's rows in order."""
+  mesh = train.make_mesh(list(reversed(jax.devices())))
+  x = np.arange(16 * 3, dtype=np.float32).reshape(16, 3)
+  sharded = train.shard_batch({"x": x}, mesh)["x"]
+  np.testing.assert_array_equal(np.asarray(sharded), x)
+  for shard in sharded.addressable_shards:
+    np.testing.assert_array_equal(np.asarray(shard.data), x[shard.index])
+
+
+def test_resumed_runs_relog_steps_and_readers_keep_the_last_row(tmp_path):
+  writer = metric_writers.MetricWriter(str(tmp_path))
+  writer.write_scalars(10, {"train/loss": 3.0})
+  writer.write_scalars(10, {"eval/accuracy": 0.5})
+  writer.write_scalars(10, {"train/loss": 2.0})  # re-logged after a resume
+  writer.close()
+  rows = metric_writers.read_jsonl_metrics(str(tmp_path))
+  assert sorted(rows, key=sorted) == [{"step": 10, "eval/accuracy": 0.5},
+                                      {"step": 10, "train/loss": 2.0}]

@@ -1,4 +1,5 @@
 """The phone data an experiment config asks for: real TIMIT or generated."""
+import json
 import os
 import shutil
 
@@ -36,13 +37,26 @@ def ensure_corpus(corpus_config, workdir: str) -> str:
                               "is not a directory")
     return corpus_config.timit_dir
   root = corpus_config.generated_dir or os.path.join(workdir, "corpus")
+  settings = json.loads(corpus_config.generator.to_json_best_effort())
+  settings_path = os.path.join(root, "generator_config.json")
   if os.path.isdir(root):
+    saved = None
+    if os.path.exists(settings_path):
+      with open(settings_path) as f:
+        saved = json.load(f)
+    if saved != settings:
+      raise ValueError(
+          f"{root} was not generated with this corpus.generator config "
+          f"({'no ' + settings_path if saved is None else 'settings differ'}); "
+          "delete it, or set corpus.generated_dir to a new directory")
     return root
   partial = root + ".partial"
   shutil.rmtree(partial, ignore_errors=True)
   logging.info("Generating a TIMIT-layout corpus in %s", root)
   corpus_lib.make_timit_corpus(partial, corpus_config.generator,
                                corpus_config.generator.seed)
+  with open(os.path.join(partial, "generator_config.json"), "w") as f:
+    json.dump(settings, f, indent=1, sort_keys=True)
   os.replace(partial, root)
   return root
 

@@ -18,19 +18,27 @@ def balanced_indices(labels, per_class, rng, num_classes=None):
   Args:
     labels: int (N,) class ids.
     per_class: phones per class (500 train, 200 test).
-    rng: a numpy Generator (or a seed for one).
+    rng: a numpy Generator, or an int seed for one (not None: the epochs
+      must be reproducible).
     num_classes: classes expected (default max(labels) + 1); each must occur.
 
   Returns:
     int64 (num_classes * per_class,) indices into `labels`, shuffled.
 
   Raises:
-    CorpusError naming a class with no examples.
+    CorpusError naming a class with no examples; ValueError for labels
+    outside [0, num_classes) or a missing seed.
   """
+  if rng is None:
+    raise ValueError("balanced_indices needs a seed or a numpy Generator; "
+                     "None would make the epoch unreproducible")
   rng = np.random.default_rng(rng)
   labels = np.asarray(labels)
   if num_classes is None:
     num_classes = int(labels.max()) + 1
+  if labels.size and (labels.min() < 0 or labels.max() >= num_classes):
+    raise ValueError(f"labels span [{labels.min()}, {labels.max()}], outside "
+                     f"the {num_classes} classes [0, {num_classes})")
   picked = []
   for c in range(num_classes):
     members = np.flatnonzero(labels == c)

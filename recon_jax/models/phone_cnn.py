@@ -11,6 +11,7 @@ counted: for the default 3 conv blocks and 4 dense layers
   9 pool3, 10 fc1, 11 relu, 12 fc2, 13 relu, 14 fc3, 15 relu, 16 fc4 (logits).
 """
 import dataclasses
+import operator
 from typing import Sequence
 
 import flax.linen as nn
@@ -25,7 +26,9 @@ class Layer:
   """One numbered operation of the network.
 
   number: thesis layer number (from 1). kind: 'conv', 'relu', 'pool',
-  'dense'. block: index (from 0) of its conv block or dense layer.
+  'dense'. block: index (from 0) of its conv block (conv, relu, pool) or
+  of its dense layer (dense); a ReLU after dense layer i has block
+  num_conv + i.
   """
   number: int
   kind: str
@@ -67,11 +70,15 @@ class PhoneCNN(nn.Module):
 
   def check_layer(self, layer: int) -> Layer:
     """The Layer numbered `layer`; ValueError naming the valid range if none."""
-    if not isinstance(layer, int) or not 1 <= layer <= self.num_layers:
+    try:
+      number = None if isinstance(layer, bool) else operator.index(layer)
+    except TypeError:
+      number = None
+    if number is None or not 1 <= number <= self.num_layers:
       raise ValueError(f"layer {layer!r} does not exist: this PhoneCNN has "
                        f"layers 1..{self.num_layers} "
                        f"({', '.join(f'{l.number} {l.name}' for l in self.layers)})")
-    return self.layers[layer - 1]
+    return self.layers[number - 1]
 
   @nn.compact
   def __call__(self, x, *, train: bool = False, layer: int | None = None,

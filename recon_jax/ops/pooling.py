@@ -114,10 +114,13 @@ def _max_pool_with_argmax(x, window, stride):
 def max_pool_switch_offsets(x: jax.Array, window: int, stride: int):
   """Like max_pool_with_argmax but the switches are offsets in [0, window).
 
-  The compact form the package's inversion routines use: it lets
-  `unpool_at_offsets` put values back with strided pads, no scatter.
+  A compact form for code that unpools what it pooled (a deconvnet):
+  `unpool_at_offsets` puts the values back with strided pads instead of a
+  general scatter (about 2.5x `max_unpool` at CNN12 size, see
+  benchmarks/RESULTS.md).
   """
   checks.check_min_rank(x, 2, "max_pool_switch_offsets input", "(..., L, C)")
+  checks.check_finite(x, "max_pool_switch_offsets input")
   y, offset = _max_pool(jnp.asarray(x), int(window), int(stride))
   return y, jax.lax.stop_gradient(offset)
 
@@ -158,6 +161,10 @@ def max_unpool(y: jax.Array, switches: jax.Array, length: int) -> jax.Array:
     raise ValueError(f"max_unpool: values {np.shape(y)} and switches "
                      f"{np.shape(switches)} must have the same shape")
   checks.check_finite(y, "max_unpool input")
+  switch_dtype = getattr(switches, "dtype", None) or np.asarray(switches).dtype
+  if not np.issubdtype(switch_dtype, np.integer):
+    raise ValueError("max_unpool: switches must be integer indices into L, "
+                     f"got dtype {switch_dtype}")
   if checks.is_concrete(switches):
     sw = np.asarray(switches)
     if sw.size and (sw.min() < 0 or sw.max() >= length):

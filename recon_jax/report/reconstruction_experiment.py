@@ -160,7 +160,43 @@ def _measures(stim, reconstructions, mean_spectrogram, key, gl_iters):
   }
 
 
+# Fields that only change what the report shows, not any computed number.
+_PRESENTATION_FIELDS = ("figure_example", "figure_method", "num_wav_examples")
+
+
+def _check_same_config(config, workdir):
+  """Refuses to mix results of two configs in one workdir.
+
+  Cells, decoders and baselines are reused by name when a run resumes, so
+  a workdir remembers the config that made them (experiment_config.json).
+  """
+  path = os.path.join(workdir, "experiment_config.json")
+  current = json.loads(config.to_json_best_effort())
+  for field in _PRESENTATION_FIELDS:
+    current.pop(field, None)
+  if os.path.exists(path):
+    with open(path) as f:
+      saved = json.load(f)
+    if saved != current:
+      changed = sorted(k for k in set(saved) | set(current)
+                       if saved.get(k) != current.get(k))
+      raise ValueError(
+          f"{workdir} holds results of another reconstruction config (fields "
+          f"{changed} differ); resuming would mix them. Use a new --workdir "
+          "or delete that directory.")
+    return
+  os.makedirs(workdir, exist_ok=True)
+  with open(path, "w") as f:
+    json.dump(current, f, indent=1, sort_keys=True)
+
+
 def _check_config(config, classifier, encoder):
+  if not 0 <= config.figure_example < classifier[0].num_classes:
+    raise ValueError(f"figure_example={config.figure_example} is not a phone "
+                     f"class index (0..{classifier[0].num_classes - 1})")
+  if config.num_chirps is not None and config.num_chirps < 2:
+    raise ValueError(f"num_chirps={config.num_chirps}: need >= 2 (one linear, "
+                     "one logarithmic sweep)")
   for method in config.methods:
     if method not in METHODS:
       raise ValueError(f"unknown method {method!r}; want some of {METHODS}")
@@ -187,6 +223,7 @@ def run_reconstruction_experiment(config, workdir: str, data, classifier,
     {"rows": result rows (dicts), "baselines": dict, "files": paths written}.
   """
   _check_config(config, classifier, encoder)
+  _check_same_config(config, workdir)
   os.makedirs(os.path.join(workdir, "cells"), exist_ok=True)
   stimuli = select_stimuli(data, config.num_chirps, config.seed)
   mean = data.mean_spectrogram

@@ -58,7 +58,10 @@ def make_mesh(devices=None) -> jax.sharding.Mesh:
 
 
 def shard_batch(batch: dict, mesh: jax.sharding.Mesh) -> dict:
-  """Global arrays from a host-global batch: this host's rows, sharded.
+  """Global arrays from a host-global batch, sharded over 'data'.
+
+  Every host holds the same global batch and hands each of its devices the
+  rows the mesh assigns to it, whatever the mesh's device order.
 
   Args:
     batch: dict of arrays whose first axis is the GLOBAL batch (the same on
@@ -72,9 +75,7 @@ def shard_batch(batch: dict, mesh: jax.sharding.Mesh) -> dict:
     if x.shape[0] % n_dev:
       raise ValueError(f"global batch of {x.shape[0]} does not split over "
                        f"{n_dev} devices; choose a batch size divisible by it")
-    per_host = x.shape[0] // jax.process_count()
-    local = x[jax.process_index() * per_host:(jax.process_index() + 1) * per_host]
-    return jax.make_array_from_process_local_data(sharding, local, x.shape)
+    return jax.make_array_from_callback(x.shape, sharding, lambda idx: x[idx])
 
   return jax.tree.map(put, batch)
 
@@ -148,7 +149,8 @@ def make_train_step(loss_fn, optimizer: optax.GradientTransformation,
     params = optax.apply_updates(state.params, updates)
     grad_norm = optax.tree.norm(grads)
     metrics = {"loss": loss, "grad_norm": grad_norm, **aux}
-    finite = jnp.isfinite(loss) & jnp.isfinite(grad_norm)
+    finite = (jnp.isfinite(loss) & jnp.isfinite(grad_norm) &
+              jnp.isfinite(optax.tree.norm(params)))
     return TrainState(state.step + 1, params, opt_state), metrics, finite
 
   return jax.jit(train_step, out_shardings=replicated, donate_argnums=0)

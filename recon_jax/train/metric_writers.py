@@ -101,6 +101,10 @@ def read_tfrecords(path: str) -> list[bytes]:
 class MetricWriter:
   """Writes scalars as log lines, to metrics.jsonl and to TensorBoard.
 
+  Files are appended to, so a run resumed from a checkpoint re-logs the
+  steps between that checkpoint and the kill: readers keep the last row of
+  each step (as TensorBoard does, and as `read_jsonl_metrics` does).
+
   Only process 0 of a multi-host job should write; pass `enabled=False`
   elsewhere.
   """
@@ -141,5 +145,12 @@ def read_jsonl_metrics(logdir: str) -> list[dict]:
   path = os.path.join(logdir, "metrics.jsonl")
   if not os.path.exists(path):
     return []
+  rows = {}
   with open(path) as f:
-    return [json.loads(line) for line in f if line.strip()]
+    for line in f:
+      if line.strip():
+        row = json.loads(line)
+        # A resumed run re-logs steps; the newest row of a step wins, and
+        # rows of one step with different keys (train vs eval) are kept.
+        rows[(row["step"], tuple(sorted(row)))] = row
+  return sorted(rows.values(), key=lambda r: r["step"])
