@@ -48,7 +48,8 @@ def ensure_corpus(corpus_config, workdir: str) -> str:
       raise ValueError(
           f"{root} was not generated with this corpus.generator config "
           f"({'no ' + settings_path if saved is None else 'settings differ'}); "
-          "delete it, or set corpus.generated_dir to a new directory")
+          "delete it, set corpus.generated_dir to a new directory, or read "
+          "it as it is with corpus.timit_dir")
     return root
   partial = root + ".partial"
   shutil.rmtree(partial, ignore_errors=True)
