@@ -1,9 +1,21 @@
 """recon_jax: look inside audio CNNs by turning activations back into sound.
 
 Subpackages: `ops` (pooling/unpooling with switches, STFT), `models`, `data`,
-`inversion`, `train`, `metrics`, `report`.
+`inversion`, `train`, `metrics`, `report`. `ops` and `metrics` are imported
+with the package; the others on first use (`recon_jax.train.fit` works
+after a plain `import recon_jax`), so importing the primitives stays light.
 """
+import importlib
+
 from recon_jax import metrics
 from recon_jax import ops
 
 __version__ = "0.1.0"
+
+_LAZY_SUBPACKAGES = ("data", "inversion", "models", "report", "train")
+
+
+def __getattr__(name):
+  if name in _LAZY_SUBPACKAGES:
+    return importlib.import_module(f"recon_jax.{name}")
+  raise AttributeError(f"module 'recon_jax' has no attribute {name!r}")

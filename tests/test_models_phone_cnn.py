@@ -94,3 +94,12 @@ def test_numpy_integer_layer_numbers_are_accepted(nets):
   np.testing.assert_array_equal(
       model.apply({"params": params}, X, layer=np.int64(3)),
       model.apply({"params": params}, X, layer=3))
+
+
+def test_every_subpackage_is_reachable_from_the_top_level():
+  import recon_jax  # pylint: disable=g-import-not-at-top
+  for name in ("data", "inversion", "models", "report", "train", "ops",
+               "metrics"):
+    assert getattr(recon_jax, name).__name__ == f"recon_jax.{name}"
+  with pytest.raises(AttributeError, match="no attribute 'nope'"):
+    recon_jax.nope  # pylint: disable=pointless-statement

@@ -8,11 +8,14 @@ import numpy as np
 import scipy.signal
 
 from recon_jax.data import features
+from recon_jax.ops.spectral import HOP
+from recon_jax.ops.spectral import N_FFT
+from recon_jax.ops.spectral import WINDOW_LENGTH
 
 
 def make_chirps(num, max_length, seed, method="linear", lengths=None,
                 freq_range=(50.0, 7900.0), amplitude=0.1, sample_rate=16000,
-                window_length=267, hop=145, n_fft=400):
+                window_length=WINDOW_LENGTH, hop=HOP, n_fft=N_FFT):
   """Random chirps and their STFT magnitudes.
 
   Args:

@@ -19,6 +19,9 @@ import jax
 import numpy as np
 
 from recon_jax import ops
+from recon_jax.ops.spectral import HOP
+from recon_jax.ops.spectral import N_FFT
+from recon_jax.ops.spectral import WINDOW_LENGTH
 from recon_jax.data import phones
 from recon_jax.data import timit
 from recon_jax.data.errors import CorpusError
@@ -81,7 +84,8 @@ def network_inputs(data, split):
   return data.split(split).spectrograms - data.mean_spectrogram
 
 
-def stft_magnitudes(waveforms, window_length=267, hop=145, n_fft=400,
+def stft_magnitudes(waveforms, window_length=WINDOW_LENGTH, hop=HOP,
+                    n_fft=N_FFT,
                     chunk=1024):
   """|STFT| of float32 (N, L) signals -> float32 (N, n_fft // 2 + 1, F).
 
@@ -136,8 +140,8 @@ def _check_classes(labels, names, where):
                       f"{len(names)} training classes)")
 
 
-def load_phone_data(root, *, percentile=95.0, window_length=267, hop=145,
-                    n_fft=400, waveform_scale=1.0 / 32768.0, sample_rate=16000,
+def load_phone_data(root, *, percentile=95.0, window_length=WINDOW_LENGTH,
+                    hop=HOP, n_fft=N_FFT, waveform_scale=1.0 / 32768.0, sample_rate=16000,
                     drop_sa=True, require_all_classes=True, cache=True,
                     cache_dir=None):
   """Reads a TIMIT-layout corpus into the thesis's phone arrays (SPEC A1).
@@ -146,7 +150,8 @@ def load_phone_data(root, *, percentile=95.0, window_length=267, hop=145,
     root: corpus directory (real TIMIT or `make_timit_corpus` output).
     percentile: TRAIN phone-length percentile above which phones are dropped
       (in both splits).
-    window_length, hop, n_fft: STFT settings (16.7 ms, 9.1 ms, 400 points).
+    window_length, hop, n_fft: STFT settings (16.7 ms window, 9.1 ms hop,
+      i.e. 7.6 ms overlap, 400 points).
     waveform_scale: int16 samples are multiplied by this (default: [-1, 1)).
     sample_rate: required sample rate of every file.
     drop_sa: leave out the SA* sentences.

@@ -181,7 +181,7 @@ def make_annealing_fn(model: phone_cnn.PhoneCNN, layer: int,
 
   def init(params, targets, x0, keys, radius):
     fn = objective.make_energy(model, params, layer, config.weight_decay)
-    e0 = jax.vmap(jax.vmap(fn, in_axes=(0, None)))(x0, targets)
+    e0 = objective.over_runs(fn)(x0, targets)
     t0 = config.initial_temperature * (e0 if config.relative_temperature
                                        else jnp.ones_like(e0))
     zeros = jnp.zeros(e0.shape, jnp.int32)

@@ -153,12 +153,6 @@ def curvature(model: phone_cnn.PhoneCNN, params, layer: int, x: jax.Array,
   return jnp.maximum(lam, weight_decay)
 
 
-def _runs_energy(energy_fn):
-  """energy(x, target) -> over runs x (N, K, F, T), targets (N, *act)."""
-  over_k = jax.vmap(energy_fn, in_axes=(0, None))
-  return jax.vmap(over_k, in_axes=(0, 0))
-
-
 @functools.lru_cache(maxsize=64)
 def make_backprop_fn(model: phone_cnn.PhoneCNN, layer: int,
                      config: BackpropConfig):
@@ -174,7 +168,7 @@ def make_backprop_fn(model: phone_cnn.PhoneCNN, layer: int,
 
   def energies_and_grads(params, targets, x):
     fn = objective.make_energy(model, params, layer, config.weight_decay)
-    return _runs_energy(jax.value_and_grad(fn))(x, targets)
+    return objective.over_runs(jax.value_and_grad(fn))(x, targets)
 
   def step(params, targets, state):
     energy, grad = energies_and_grads(params, targets, state["x"])
@@ -195,7 +189,7 @@ def make_backprop_fn(model: phone_cnn.PhoneCNN, layer: int,
 
   def summary(params, targets, state):
     fn = objective.make_energy(model, params, layer, config.weight_decay)
-    final = _runs_energy(fn)(state["x"], targets)
+    final = objective.over_runs(fn)(state["x"], targets)
     return state["x"], {"steps": state["steps"], "energy": final,
                         "bold": state["bold"], "eta": state["eta"],
                         "converged": state["bold"] < config.min_bold}

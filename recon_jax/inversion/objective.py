@@ -50,13 +50,19 @@ def make_energy(model: phone_cnn.PhoneCNN, params, layer: int,
   return energy
 
 
+def over_runs(fn):
+  """fn(x (F, T), target (*act)) -> the same over runs: x (N, K, F, T) and
+  targets (N, *act), the K runs of an example sharing its target."""
+  return jax.vmap(jax.vmap(fn, in_axes=(0, None)), in_axes=(0, 0))
+
+
 @functools.lru_cache(maxsize=64)
 def make_runs_energy(model: phone_cnn.PhoneCNN, layer: int,
                      weight_decay: float):
   """Jitted E over runs: f(params, x (N, K, F, T), targets (N, *act)) -> (N, K)."""
   def runs_energy(params, x, targets):
-    fn = make_energy(model, params, layer, weight_decay)
-    return jax.vmap(jax.vmap(fn, (0, None)))(x, targets)
+    return over_runs(make_energy(model, params, layer, weight_decay))(
+        x, targets)
   return jax.jit(runs_energy)
 
 

@@ -83,7 +83,7 @@ def select_stimuli(data, num_chirps: int | None, seed: int) -> dict:
                                                     halves[1]["end_hz"])])]
   return {
       "phones": {
-          "inputs": data.test.spectrograms[picks] - data.mean_spectrogram,
+          "inputs": data_lib.network_inputs(data, "test")[picks],
           "waveforms": data.test.waveforms[picks],
           "names": [data.phones48[c] for c in labels[picks]],
       },

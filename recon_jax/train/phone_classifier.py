@@ -1,4 +1,5 @@
 """Training and evaluating the thesis's phone CNN on PhoneData (SPEC A2)."""
+import functools
 import json
 import os
 
@@ -149,16 +150,14 @@ def load_phone_classifier(config, workdir: str):
     raise ValueError(f"the network in {workdir} differs from the config "
                      f"(saved, wanted): {diff}")
   model = models.phone_cnn_from_config(config)
-  init = _init_fn(model, tuple(input_shape))
-  optimizer = _optimizer(config)
-  target = jax.eval_shape(
-      lambda k: loop.TrainState(jnp.zeros((), jnp.int32), init(k),
-                                optimizer.init(init(k))), jax.random.key(0))
+  # The state fit saved, as shapes on the mesh it restores onto.
   mesh = loop.make_mesh()
   replicated = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec())
   target = jax.tree.map(
       lambda s: jax.ShapeDtypeStruct(s.shape, s.dtype, sharding=replicated),
-      target)
+      jax.eval_shape(functools.partial(
+          loop.init_train_state, _init_fn(model, input_shape),
+          _optimizer(config), mesh=mesh), jax.random.key(0)))
   manager = loop.checkpoint_manager(os.path.join(workdir, "checkpoints"), 3)
   state = loop.restore_latest(manager, target)
   if state is None:
