@@ -21,6 +21,14 @@ def _from_dataclass(cls, **overrides):
   return c
 
 
+def network(phone_cnn_config, variant: str) -> ml_collections.ConfigDict:
+  """A phone CNN config's model and train blocks (the run owns corpus, seed)."""
+  net = phone_cnn_config.get_config(variant)
+  del net["corpus"]
+  del net["seed"]
+  return net
+
+
 def get_config():
   c = ml_collections.ConfigDict()
   # The run's seed: network init, dropout, epochs, decoders and every
@@ -30,11 +38,8 @@ def get_config():
   c.corpus = prepare.corpus_settings("default")
 
   # The classifier (SPEC A2) and the padded encoder the decoders decode.
-  c.classifier = phone_cnn.get_config("valid")
-  c.encoder = phone_cnn.get_config("padded")
-  for net in (c.classifier, c.encoder):
-    del net["corpus"]
-    del net["seed"]
+  c.classifier = network(phone_cnn, "valid")
+  c.encoder = network(phone_cnn, "padded")
 
   r = c.reconstruction = ml_collections.ConfigDict()
   r.seed = c.get_ref("seed")

@@ -7,11 +7,8 @@ from recon_jax.data import prepare
 def get_config():
   c = thesis.get_config()
   c.corpus = prepare.corpus_settings("tiny")
-  c.classifier = phone_cnn_tiny.get_config("valid")
-  c.encoder = phone_cnn_tiny.get_config("padded")
-  for net in (c.classifier, c.encoder):
-    del net["corpus"]
-    del net["seed"]
+  c.classifier = thesis.network(phone_cnn_tiny, "valid")
+  c.encoder = thesis.network(phone_cnn_tiny, "padded")
   r = c.reconstruction
   r.layers = (1, 3, 12)
   r.num_chirps = 4
