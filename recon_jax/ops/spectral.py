@@ -43,7 +43,9 @@ def hann_window(window_length: int) -> np.ndarray:
   return (0.5 - 0.5 * np.cos(2 * np.pi * n / window_length)).astype(np.float32)
 
 
-def _check_params(window_length, hop, n_fft):
+def _check_params(window_length, hop, n_fft, scaling):
+  if scaling not in SCALINGS:
+    raise ValueError(f"scaling must be one of {SCALINGS}, got {scaling!r}")
   if hop < 1 or hop > window_length:
     raise ValueError(f"hop must be in [1, window_length={window_length}], "
                      f"got {hop}")
@@ -56,9 +58,7 @@ SCALINGS = ("none", "spectrum")
 
 
 def _scale(win, scaling):
-  """Factor applied to each frame's DFT."""
-  if scaling not in SCALINGS:
-    raise ValueError(f"scaling must be one of {SCALINGS}, got {scaling!r}")
+  """Factor applied to each frame's DFT (scaling checked by _check_params)."""
   return 1.0 if scaling == "none" else 1.0 / float(win.sum())
 
 
@@ -149,8 +149,7 @@ def stft(x: jax.Array, window_length: int = WINDOW_LENGTH, hop: int = HOP,
   """
   checks.check_min_rank(x, 1, "stft input", "(..., L)")
   checks.check_finite(x, "stft input")
-  _check_params(window_length, hop, n_fft)
-  _scale(np.ones(1), scaling)
+  _check_params(window_length, hop, n_fft, scaling)
   x = jnp.asarray(x, jnp.float32)
   return _stft(x, window_length, hop, n_fft, scaling)
 
@@ -196,13 +195,12 @@ def istft(spec: jax.Array, window_length: int = WINDOW_LENGTH, hop: int = HOP,
   """
   checks.check_min_rank(spec, 2, "istft input", "(..., freq, frames)")
   checks.check_finite(spec, "istft input")
-  _check_params(window_length, hop, n_fft)
+  _check_params(window_length, hop, n_fft, scaling)
   if spec.shape[-2] != n_fft // 2 + 1:
     raise ValueError(f"istft: spectrogram has {spec.shape[-2]} frequency bins,"
                      f" n_fft={n_fft} needs {n_fft // 2 + 1}")
   if spec.shape[-1] < 1:
     raise ValueError(f"istft: spectrogram {spec.shape} has no frames")
-  _scale(np.ones(1), scaling)
   return _istft(jnp.asarray(spec, jnp.complex64), window_length, hop, n_fft,
                 length, scaling)
 
@@ -211,6 +209,7 @@ def spectral_convergence(magnitude, x, window_length: int = WINDOW_LENGTH,
                          hop: int = HOP, n_fft: int = N_FFT,
                          scaling: str = "none"):
   """|| |STFT(x)| - M ||_F / ||M||_F per signal: (...,)."""
+  _check_params(window_length, hop, n_fft, scaling)
   est = jnp.abs(_stft(jnp.asarray(x, jnp.float32), window_length, hop, n_fft,
                       scaling))
   num = jnp.sqrt(jnp.sum((est - magnitude)**2, axis=(-2, -1)))
@@ -275,7 +274,7 @@ def griffin_lim(magnitude: jax.Array, key: jax.Array, n_iter: int = 100,
   """
   checks.check_min_rank(magnitude, 2, "griffin_lim input", "(..., freq, frames)")
   checks.check_finite(magnitude, "griffin_lim input")
-  _check_params(window_length, hop, n_fft)
+  _check_params(window_length, hop, n_fft, scaling)
   if n_iter < 0:
     raise ValueError(f"n_iter must be >= 0, got {n_iter}")
   if magnitude.shape[-2] != n_fft // 2 + 1:
@@ -283,7 +282,6 @@ def griffin_lim(magnitude: jax.Array, key: jax.Array, n_iter: int = 100,
                      f"n_fft={n_fft} needs {n_fft // 2 + 1}")
   if magnitude.shape[-1] < 1:
     raise ValueError(f"griffin_lim: magnitude {magnitude.shape} has no frames")
-  _scale(np.ones(1), scaling)
   return _griffin_lim(jnp.asarray(magnitude, jnp.float32), key, int(n_iter),
                       float(momentum), window_length, hop, n_fft, length,
                       scaling)

@@ -133,16 +133,14 @@ class _Decoders:
     return self._cache[key]
 
 
-def _reconstruct(method, layer, inputs, key, config, classifier, encoder,
-                 decoders):
+def _reconstruct(method, layer, inputs, key, config, methods_config,
+                 classifier, encoder, decoders):
   """Reconstructions (N, F, T) of `inputs` from layer `layer` by `method`."""
   if method in ("annealing", "backprop") and config.search_network == "valid":
     model, params = classifier
   else:
     model, params = encoder
   targets = inversion.layer_targets(model, params, inputs, layer)
-  methods_config = inversion.ReconstructionConfig.from_dict(
-      {k: config[k] for k in ("annealing", "backprop", "decoder")})
   decoder = (decoders.get(layer) if method in ("decoder", "decoder_backprop")
              else None)
   return inversion.reconstruct(method, model, params, layer, targets, key,
@@ -223,6 +221,9 @@ def run_reconstruction_experiment(config, workdir: str, data, classifier,
     {"rows": result rows (dicts), "baselines": dict, "files": paths written}.
   """
   _check_config(config, classifier, encoder)
+  # Parsed before any work, so a misspelt field fails at once.
+  methods_config = inversion.ReconstructionConfig.from_dict(
+      {k: config[k] for k in ("annealing", "backprop", "decoder")})
   _check_same_config(config, workdir)
   os.makedirs(os.path.join(workdir, "cells"), exist_ok=True)
   stimuli = select_stimuli(data, config.num_chirps, config.seed)
@@ -249,8 +250,9 @@ def run_reconstruction_experiment(config, workdir: str, data, classifier,
     for s, name in enumerate(STIMULI):
       k_rec, k_gl = jax.random.split(jax.random.fold_in(cell_key, s))
       rec = np.asarray(_reconstruct(method, layer, stimuli[name]["inputs"],
-                                    k_rec, config, classifier, encoder,
-                                    decoders), np.float32)
+                                    k_rec, config, methods_config,
+                                    classifier, encoder, decoders),
+                      np.float32)
       arrays[f"{name}_reconstructions"] = rec
       for measure, values in _measures(stimuli[name], rec, mean, k_gl,
                                        config.griffin_lim_iters).items():
