@@ -25,9 +25,20 @@ setuptools.setup(
         # The only offline source of speech with exact phone timings (SPEC A0).
         "espeakng-loader>=0.2.4,<0.3",
         "tensorflow-datasets>=4.9,<5",
+        # The field's TensorBoard event writer (no TensorFlow needed).
+        "tensorboardX>=2.6,<3",
+        # Progress bars with ETA for every long stage.
+        "tqdm>=4.66,<5",
     ],
     extras_require={
-        "test": ["pytest>=8,<10", "pytest-xdist>=3.5,<4"],
+        # References the tests compare with (torch: the paper's own framework,
+        # CPU build; scikit-learn: mAP/AUC), a browser driver for the page
+        # test, and TensorFlow for the TFDS source's tests.
+        "test": ["pytest>=8,<10", "pytest-xdist>=3.5,<4", "torch==2.13.0",
+                 "scikit-learn>=1.4,<2", "playwright>=1.45,<2",
+                 "tensorflow-cpu>=2.16,<3"],
+        # TFDS builders import TensorFlow: only needed to read TFDS sources.
+        "tfds": ["tensorflow-cpu>=2.16,<3"],
         # References users compare with; torch pinned to the CPU build.
         "bench": ["torch==2.13.0", "librosa>=0.10,<0.12"],
     },
