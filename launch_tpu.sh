@@ -1,51 +1,121 @@
 #!/usr/bin/env bash
-# Runs a recon_jax training job on every worker of a Cloud TPU VM.
+# Runs one recon_jax experiment on every worker of a Cloud TPU VM.
 #
-#   TPU_NAME=my-tpu ZONE=us-central2-b ./launch_tpu.sh \
-#       experiments/train_phone_cnn.py --config=configs/phone_cnn.py \
-#       --workdir=gs://my-bucket/runs/phone_cnn
+#   ./launch_tpu.sh --project=my-project --zone=europe-west4-a --name=cnn12 \
+#       --accelerator=v3-8 -- \
+#       experiments/train_cnn12.py --config=configs/cnn12_simclr.py \
+#       --workdir=/home/$USER/runs/simclr
 #
-# Creates the TPU VM if it does not exist (ACCELERATOR, default v4-8, and
-# RUNTIME), copies this checkout to every worker, installs the package with
-# jax[tpu], and starts the entry point on all workers at once (JAX's
-# multi-host runtime finds its peers on a TPU VM by itself). The job's
-# output is in its --workdir: use a gs:// path so all hosts share it
-# (orbax writes checkpoints there atomically; a re-run resumes).
-# Set CREATE=0 to require an existing VM, DRY_RUN=1 to print the commands.
+# Creates the TPU VM if it does not exist (or reuses it), copies this
+# checkout (git HEAD) to every worker, installs the package with jax[tpu],
+# and starts the entry point on all workers at once with RECON_JAX_DISTRIBUTED=1
+# (the entry points then call jax.distributed.initialize(), which finds the
+# other hosts of a multi-host slice by itself). Every worker's output is
+# streamed back. Re-running the same command resumes the run from its
+# checkpoints.
+#
+# Work dirs are local paths (recon_jax refuses gs:// URLs). One host (v2-8,
+# v3-8, v4-8) needs nothing more. A multi-host slice needs one shared
+# directory: --bucket=B mounts gs://B with gcsfuse at --mount (default
+# /mnt/recon_jax) on every worker; put --workdir under it.
+#
+# Flags:
+#   --project=P --zone=Z --name=N    required
+#   --accelerator=TYPE               default v3-8
+#   --runtime=VERSION                default tpu-ubuntu2204-base
+#   --no-create                      fail instead of creating a missing VM
+#   --bucket=B [--mount=DIR]         mount gs://B on every worker
+#   --dry-run                        print every gcloud command, run none
+#   -h, --help                       this text
 set -euo pipefail
 
-: "${TPU_NAME:?set TPU_NAME}"
-: "${ZONE:?set ZONE}"
-ACCELERATOR="${ACCELERATOR:-v4-8}"
-RUNTIME="${RUNTIME:-tpu-ubuntu2204-base}"
-CREATE="${CREATE:-1}"
-REMOTE_DIR="${REMOTE_DIR:-recon_jax}"
-if [ $# -lt 1 ]; then
-  echo "usage: $0 ENTRY_POINT.py [--flags ...]" >&2
+usage() {
+  sed -n '2,/^set -euo/p' "$0" | sed -e '$d' -e 's/^# \{0,1\}//'
+}
+
+die() {
+  echo "launch_tpu.sh: $*" >&2
+  echo "run launch_tpu.sh --help for the flags" >&2
   exit 2
+}
+
+project="" zone="" name="" accelerator="v3-8"
+runtime="tpu-ubuntu2204-base" create=1 bucket="" mount="/mnt/recon_jax"
+dry_run=0
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --project=*) project="${1#*=}" ;;
+    --zone=*) zone="${1#*=}" ;;
+    --name=*) name="${1#*=}" ;;
+    --accelerator=*) accelerator="${1#*=}" ;;
+    --runtime=*) runtime="${1#*=}" ;;
+    --no-create) create=0 ;;
+    --bucket=*) bucket="${1#*=}" ;;
+    --mount=*) mount="${1#*=}" ;;
+    --dry-run) dry_run=1 ;;
+    -h|--help) usage; exit 0 ;;
+    --) shift; break ;;
+    *) die "unknown argument '$1' (the experiment goes after --)" ;;
+  esac
+  shift
+done
+
+[ -n "$project" ] || die "--project is required"
+[ -n "$zone" ] || die "--zone is required"
+[ -n "$name" ] || die "--name is required"
+[[ "$accelerator" =~ ^v[0-9]+[a-z]*-[0-9]+$ ]] ||
+  die "--accelerator='$accelerator' is not a TPU type such as v3-8"
+[[ "$name" =~ ^[a-z]([-a-z0-9]*[a-z0-9])?$ ]] ||
+  die "--name='$name' must be lower-case letters, digits and dashes"
+[ $# -ge 1 ] || die "no experiment given: add -- ENTRY_POINT.py --flags ..."
+entry="$1"
+[ -f "$entry" ] || die "experiment '$entry' is not a file of this checkout"
+for arg in "$@"; do
+  case "$arg" in
+    --workdir=*://*) die "'$arg': use a local path (or a --bucket mount), not a URL" ;;
+  esac
+done
+if [ -n "$bucket" ] && [[ ! "$mount" =~ ^/ ]]; then
+  die "--mount='$mount' must be an absolute path"
 fi
 
 run() {
-  if [ "${DRY_RUN:-0}" = 1 ]; then printf '%q ' "$@"; echo; else "$@"; fi
+  if [ "$dry_run" = 1 ]; then
+    printf '%q ' "$@"
+    echo
+  else
+    "$@"
+  fi
 }
 
+gcloud_tpu=(gcloud compute tpus tpu-vm)
+where=(--project="$project" --zone="$zone")
 here="$(cd "$(dirname "$0")" && pwd)"
-if ! gcloud compute tpus tpu-vm describe "$TPU_NAME" --zone "$ZONE" \
-    >/dev/null 2>&1; then
-  if [ "$CREATE" != 1 ]; then
-    echo "TPU VM $TPU_NAME not found in $ZONE (CREATE=0)" >&2
-    exit 1
-  fi
-  run gcloud compute tpus tpu-vm create "$TPU_NAME" --zone "$ZONE" \
-      --accelerator-type "$ACCELERATOR" --version "$RUNTIME"
+
+if [ "$dry_run" = 1 ]; then
+  echo "# if '${gcloud_tpu[*]} describe $name ${where[*]}' finds no VM:"
+  run "${gcloud_tpu[@]}" create "$name" --accelerator-type="$accelerator" \
+      --version="$runtime" "${where[@]}"
+elif ! "${gcloud_tpu[@]}" describe "$name" "${where[@]}" >/dev/null 2>&1; then
+  [ "$create" = 1 ] || die "TPU VM '$name' not found in $zone (--no-create)"
+  run "${gcloud_tpu[@]}" create "$name" --accelerator-type="$accelerator" \
+      --version="$runtime" "${where[@]}"
 fi
 
 archive="$(mktemp -d)/recon_jax.tar.gz"
 git -C "$here" archive --format=tar.gz -o "$archive" HEAD
-run gcloud compute tpus tpu-vm scp "$archive" "$TPU_NAME:~/recon_jax.tar.gz" \
-    --zone "$ZONE" --worker=all
-remote_cmd="set -e; rm -rf $REMOTE_DIR; mkdir -p $REMOTE_DIR; \
-tar -xzf ~/recon_jax.tar.gz -C $REMOTE_DIR; cd $REMOTE_DIR; \
-pip install -q -U 'jax[tpu]' -e .; python $(printf '%q ' "$@")"
-run gcloud compute tpus tpu-vm ssh "$TPU_NAME" --zone "$ZONE" --worker=all \
-    --command "$remote_cmd"
+run "${gcloud_tpu[@]}" scp "$archive" "$name:recon_jax.tar.gz" --worker=all \
+    "${where[@]}"
+
+quoted_cmd="$(printf '%q ' "$@")"
+mount_cmd=""
+if [ -n "$bucket" ]; then
+  mount_cmd="sudo mkdir -p $mount && sudo chown \$USER $mount && \
+(mountpoint -q $mount || gcsfuse --implicit-dirs $bucket $mount) && "
+fi
+remote_cmd="set -e; ${mount_cmd}rm -rf recon_jax && mkdir -p recon_jax && \
+tar -xzf recon_jax.tar.gz -C recon_jax && cd recon_jax && \
+pip install -q -U 'jax[tpu]' -e . && \
+RECON_JAX_DISTRIBUTED=1 python $quoted_cmd"
+run "${gcloud_tpu[@]}" ssh "$name" --worker=all --command="$remote_cmd" \
+    "${where[@]}"

@@ -1,0 +1,69 @@
+"""What every absl entry point shares: one clear error line, not a traceback.
+
+  def main(argv): ...
+  if __name__ == "__main__":
+    cli.run(main)
+
+Errors a user can fix (bad config values, missing or damaged files, results
+from another run, a full disk, a diverged run) end the program with one line
+on stderr naming the problem and exit status 1; anything else is a bug and
+keeps its traceback.
+"""
+import errno
+import os
+import sys
+
+from absl import app
+from absl import logging
+
+from recon_jax import provenance
+
+# Raised for bad input by this package (and by the libraries it calls on
+# user files: soundfile's LibsndfileError is a RuntimeError subclass).
+USER_ERRORS = (ValueError, FileNotFoundError, NotADirectoryError,
+               IsADirectoryError, PermissionError, FloatingPointError,
+               provenance.ProvenanceError, provenance.CorruptFileError)
+
+
+def _one_line(e: BaseException) -> str:
+  if isinstance(e, OSError) and e.errno == errno.ENOSPC:
+    return f"disk full: {e}"
+  if isinstance(e, OSError) and e.errno in (errno.EROFS, errno.EACCES):
+    return f"cannot write (read-only or no permission): {e}"
+  text = str(e) or type(e).__name__
+  return text.replace("\n", " ")
+
+
+def guarded(main):
+  """Wraps an absl main so user errors become one line and exit 1."""
+
+  def wrapped(argv):
+    try:
+      return main(argv)
+    except USER_ERRORS + (OSError,) as e:
+      logging.flush()
+      print(f"error: {type(e).__name__}: {_one_line(e)}", file=sys.stderr)
+      sys.exit(1)
+
+  return wrapped
+
+
+def initialize_distributed():
+  """jax.distributed.initialize() when launched on every host of a slice.
+
+  launch_tpu.sh sets RECON_JAX_DISTRIBUTED=1; on a Cloud TPU VM JAX then
+  finds its peers by itself. A single machine needs nothing.
+  """
+  if os.environ.get("RECON_JAX_DISTRIBUTED") == "1":
+    import jax  # Lazy: only multi-host runs pay for it here.
+    jax.distributed.initialize()
+
+
+def run(main):
+  """absl's app.run(main) with `guarded` error handling (multi-host aware)."""
+
+  def started(argv):
+    initialize_distributed()
+    return main(argv)
+
+  app.run(guarded(started))
