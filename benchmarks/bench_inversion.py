@@ -22,12 +22,16 @@ sides back to back, so load from other processes hits both alike).
 import argparse
 import os
 import platform
+import sys
 import time
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
+from benchmarks import common
 from recon_jax import models
 from recon_jax.inversion import annealing
 from recon_jax.inversion import backprop
@@ -121,8 +125,7 @@ def main():
   parser.add_argument("--torch_threads", type=int, default=os.cpu_count())
   args = parser.parse_args()
 
-  import torch  # pylint: disable=g-import-not-at-top
-  torch.set_num_threads(args.torch_threads)
+  torch = common.torch_reference(args.torch_threads)
   model = models.PhoneCNN(padding=args.padding)
   params = numpy_params(model)
   rng = np.random.default_rng(1)

@@ -1,19 +1,20 @@
 """Training throughput of the phone CNN step: 8 devices vs 1 vs PyTorch.
 
-  python benchmarks/bench_train.py [--batch 128] [--steps 30] [--repeats 5]
+  python benchmarks/bench_train.py [--batch 128] [--steps 30] [--repeats 7]
 
 One process: JAX sees 8 (fake, on CPU) devices, so the 8-device and the
 1-device meshes are timed side by side; the PyTorch reference is the same
 network (conv 7/5/3 x 32/64/64 over frequency with the 16 frames as
 channels, max-pool 5/2, dense 512/256/128/48, dropout 0.5 before each dense
 layer), the same AdaGrad + L2 step and the same batch, on the CPU. Prints
-examples/s and ratios (medians over repeats). Ratios, not times, are the
-result: the machines are noisy.
+examples/s and ratios: each repeat runs the three back to back (paired), and
+the median and range of the ratios over repeats are reported. Ratios, not
+times, are the result: the machines are noisy. PyTorch flushes denormals, as
+XLA does (benchmarks/common.py).
 """
 import argparse
 import os
 import sys
-import time
 
 if "--xla_force_host_platform_device_count" not in os.environ.get(
     "XLA_FLAGS", ""):
@@ -25,6 +26,7 @@ import jax  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
 
+from benchmarks import common  # noqa: E402
 from recon_jax import models  # noqa: E402
 from recon_jax import train  # noqa: E402
 from recon_jax.train import classification  # noqa: E402
@@ -98,45 +100,34 @@ def torch_runner(batch):
   return run
 
 
-def median_rate(run, batch_size, steps, repeats):
-  run(2)  # warm-up: compile / allocate
-  rates = []
-  for _ in range(repeats):
-    t0 = time.perf_counter()
-    run(steps)
-    rates.append(batch_size * steps / (time.perf_counter() - t0))
-  return float(np.median(rates))
-
-
 def main():
   parser = argparse.ArgumentParser()
   parser.add_argument("--batch", type=int, default=128)
   parser.add_argument("--steps", type=int, default=30)
-  parser.add_argument("--repeats", type=int, default=5)
+  parser.add_argument("--repeats", type=int, default=7)
   args = parser.parse_args()
+  common.torch_reference()
   rng = np.random.default_rng(0)
   batch = {"inputs": rng.normal(size=(args.batch, 201, 16)).astype(np.float32),
            "labels": rng.integers(0, 48, args.batch).astype(np.int32)}
-  rates = {
-      f"jax, {jax.device_count()} devices": median_rate(
-          jax_runner(batch, jax.devices()), args.batch, args.steps,
-          args.repeats),
-      "jax, 1 device": median_rate(jax_runner(batch, jax.devices()[:1]),
-                                   args.batch, args.steps, args.repeats),
+  runners = {
+      "PyTorch CPU": torch_runner(batch),
+      "jax, 1 device": jax_runner(batch, jax.devices()[:1]),
+      f"jax, {jax.device_count()} devices": jax_runner(batch, jax.devices()),
   }
-  try:
-    import torch  # pylint: disable=g-import-not-at-top
-    torch.set_num_threads(os.cpu_count())
-    rates[f"torch {torch.__version__} CPU"] = median_rate(
-        torch_runner(batch), args.batch, args.steps, args.repeats)
-  except ImportError:
-    print("torch is not installed (pip install -e '.[bench]'): no reference")
-  ref_name = next((k for k in rates if k.startswith("torch")), "jax, 1 device")
-  print(f"backend {jax.default_backend()}, {os.cpu_count()} CPU cores, batch "
-        f"{args.batch}, median of {args.repeats} x {args.steps} steps")
-  print(f"{'step':<28}{'examples/s':>12}{'ratio vs ' + ref_name:>32}")
-  for name, rate in rates.items():
-    print(f"{name:<28}{rate:>12.0f}{rate / rates[ref_name]:>32.2f}")
+  fns = {name: (lambda run=run: run(args.steps))
+         for name, run in runners.items()}
+  times = common.paired_times(fns, args.repeats, min_seconds=0)
+  print(common.machine_line())
+  print(f"phone CNN training step, batch {args.batch}; {args.repeats} paired "
+        f"repeats of {args.steps} steps each\n")
+  print("| step | examples/s (median) | PyTorch time / this (median) | "
+        "range |")
+  print("|---|---|---|---|")
+  for name in fns:
+    rate = args.batch * args.steps / float(np.median(times[name]))
+    med, lo, hi = common.ratio_stats(times, "PyTorch CPU", name)
+    print(f"| {name} | {rate:.0f} | {med:.2f} | {lo:.2f}-{hi:.2f} |")
 
 
 if __name__ == "__main__":

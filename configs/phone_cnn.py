@@ -38,4 +38,7 @@ def get_config(variant: str = "valid"):
   c.train.checkpoint_every = 500
   c.train.keep_checkpoints = 3
   c.train.log_every = 50
+  # Locked: a config file (or flag) that sets a field that does not exist,
+  # e.g. corpus.timitdir, fails instead of being silently ignored.
+  c.lock()
   return c

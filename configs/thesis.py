@@ -24,8 +24,9 @@ def _from_dataclass(cls, **overrides):
 def network(phone_cnn_config, variant: str) -> ml_collections.ConfigDict:
   """A phone CNN config's model and train blocks (the run owns corpus, seed)."""
   net = phone_cnn_config.get_config(variant)
-  del net["corpus"]
-  del net["seed"]
+  with net.unlocked():
+    del net["corpus"]
+    del net["seed"]
   return net
 
 
@@ -58,4 +59,7 @@ def get_config():
   r.figure_example = 0  # which phone (class index) the per-phone figures show
   r.figure_method = "decoder_backprop"
   r.num_wav_examples = 4
+  # Locked: a derived config file that sets a misspelt field (e.g.
+  # corpus.timitdir) fails instead of silently running something else.
+  c.lock()
   return c

@@ -11,13 +11,14 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from absl import app  # noqa: E402
 from absl import flags  # noqa: E402
 from absl import logging  # noqa: E402
 from ml_collections import config_flags  # noqa: E402
 
-from recon_jax import report  # noqa: E402
+from recon_jax import provenance  # noqa: E402
 from recon_jax.data import prepare  # noqa: E402
+from recon_jax.experiments import cli  # noqa: E402
+from recon_jax.report import figures  # noqa: E402
 from recon_jax.train import phone_classifier  # noqa: E402
 
 _CONFIG = config_flags.DEFINE_config_file("config", None, "Experiment config.")
@@ -26,14 +27,18 @@ flags.mark_flags_as_required(["config", "workdir"])
 
 
 def main(argv):
-  del argv
-  config, workdir = _CONFIG.value, _WORKDIR.value
+  if len(argv) > 1:
+    raise ValueError(f"unexpected arguments: {argv[1:]}")
+  config = _CONFIG.value
+  workdir = provenance.check_workdir(_WORKDIR.value)
+  prepare.check_corpus_settings(config.corpus)
+  phone_classifier.check_config(config)  # Before any corpus work.
   data = prepare.phone_data_from_config(config.corpus, workdir)
   logging.info("Phones: %d train, %d test, %s spectrograms",
                len(data.train), len(data.test), data.train.spectrograms.shape[1:])
   _, _, result = phone_classifier.train_phone_classifier(
       config, os.path.join(workdir, "model"), data)
-  report.confusion_matrix_figure(
+  figures.confusion_matrix_figure(
       os.path.join(workdir, "confusion39.png"), result["test"]["confusion39"],
       data.phones39, title=f"test, 39 classes: accuracy "
       f"{result['test']['accuracy39']:.3f}")
@@ -44,4 +49,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-  app.run(main)
+  cli.run(main)

@@ -1,0 +1,74 @@
+"""Bad input through the command line: one clear error line, exit 1, no work.
+
+Each case runs an entry point as a user would and checks that it stops
+before doing any work (no corpus made) with one line naming the problem.
+"""
+import os
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def _run(args, cwd=ROOT):
+  env = dict(os.environ, JAX_PLATFORMS="cpu")
+  env.pop("XLA_FLAGS", None)
+  return subprocess.run([sys.executable] + args, cwd=cwd, env=env,
+                        capture_output=True, text=True, timeout=300)
+
+
+def _assert_one_clear_error(proc, pattern):
+  assert proc.returncode == 1, (proc.returncode, proc.stderr[-2000:])
+  errors = [l for l in proc.stderr.splitlines() if l.startswith("error:")]
+  assert len(errors) == 1, proc.stderr[-2000:]
+  assert "Traceback" not in proc.stderr, proc.stderr[-3000:]
+  import re
+  assert re.search(pattern, errors[0]), errors[0]
+
+
+THESIS = ["experiments/thesis.py", "--config=configs/thesis_tiny.py"]
+
+
+@pytest.mark.parametrize("flags,pattern", [
+    (["--config.reconstruction.layers=(1,17)"], r"layer 17 does not exist"),
+    (["--config.reconstruction.methods=('telepathy',)"],
+     r"unknown method 'telepathy'"),
+    (["--config.classifier.train.num_epochs=0"], r"num_epochs=0"),
+    (["--config.reconstruction.decoder_train.finetune_steps=-2"],
+     r"finetune_steps"),
+    (["--config.reconstruction.backprop.learning_rate=-1.0"],
+     r"learning_rate"),
+    (["--config.corpus.timit_dir=/no/such/TIMIT"], r"/no/such/TIMIT"),
+])
+def test_thesis_entry_point_refuses_bad_config_before_any_work(tmp_path, flags,
+                                                               pattern):
+  workdir = tmp_path / "run"
+  proc = _run(THESIS + [f"--workdir={workdir}"] + flags)
+  _assert_one_clear_error(proc, pattern)
+  assert not (workdir / "corpus").exists()
+
+
+def test_remote_workdir_is_refused():
+  proc = _run(THESIS + ["--workdir=gs://bucket/run"])
+  _assert_one_clear_error(proc, r"gs://bucket/run.*is a URL")
+
+
+def test_misspelt_field_in_a_config_file_is_refused(tmp_path):
+  config_file = tmp_path / "my_thesis.py"
+  config_file.write_text(textwrap.dedent("""
+      from configs import thesis_tiny
+
+      def get_config():
+        c = thesis_tiny.get_config()
+        c.corpus.timitdir = "/data/TIMIT"  # misspelt: timit_dir
+        return c
+  """))
+  env_root = ROOT
+  proc = _run(["experiments/thesis.py", f"--config={config_file}",
+               f"--workdir={tmp_path / 'run'}"], cwd=env_root)
+  assert proc.returncode != 0
+  assert "timitdir" in proc.stderr
+  assert not (tmp_path / "run" / "corpus").exists()
