@@ -326,3 +326,30 @@ def test_max_unpool_rejects_float_switches():
   y = np.ones((1, 2, 1), np.float32)
   with pytest.raises(ValueError, match="integer indices"):
     ops.max_unpool(y, np.array([[[0.9], [2.7]]]), 5)
+
+
+def test_unpool_window_stride_and_offset_errors():
+  y = rand((2, 7, 3), seed=19)
+  off = np.zeros((2, 7, 3), np.int32)
+  for window, stride in ((0, 2), (5, 0), (-1, 2), (5, -2)):
+    with pytest.raises(ValueError, match="must be an integer >= 1"):
+      ops.blind_unpool(y, window, stride, 17)
+    with pytest.raises(ValueError, match="must be an integer >= 1"):
+      ops.unpool_at_offsets(y, off, window, stride, 17)
+  with pytest.raises(ValueError, match="length must be an integer >= 1"):
+    ops.blind_unpool(y, 5, 2, 0)
+  with pytest.raises(ValueError, match="length must be an integer >= 1"):
+    ops.max_unpool(y, off, 0)
+  for bad in (5, -1):
+    wrong = off.copy()
+    wrong[1, 3, 2] = bad
+    with pytest.raises(ValueError, match=r"outside the window \[0, 5\)"):
+      ops.unpool_at_offsets(y, wrong, 5, 2, 17)
+  with pytest.raises(ValueError, match="integers in"):
+    ops.unpool_at_offsets(y, off.astype(np.float32), 5, 2, 17)
+  with pytest.raises(ValueError, match="same shape"):
+    ops.unpool_at_offsets(y, off[:, :6], 5, 2, 17)
+  nan = y.copy()
+  nan[0, 0, 0] = np.nan
+  with pytest.raises(ValueError, match="NaN"):
+    ops.unpool_at_offsets(nan, off, 5, 2, 17)

@@ -128,11 +128,38 @@ def max_pool_switch_offsets(x: jax.Array, window: int, stride: int):
 def unpool_at_offsets(y, offsets, window: int, stride: int, length: int):
   """max_unpool for switches given as window offsets (see above).
 
-  Args: y, offsets (..., L_out, C); returns (..., length, C).
+  Args: y, offsets (..., L_out, C), offsets int in [0, window); returns
+  (..., length, C).
   """
-  _check_unpool_length(y.shape[-2], window, stride, length)
-  return _place_at_offsets(jnp.asarray(y), offsets, int(window), int(stride),
-                           int(length))
+  checks.check_min_rank(y, 2, "unpool_at_offsets input", "(..., L_out, C)")
+  if np.shape(y) != np.shape(offsets):
+    raise ValueError(f"unpool_at_offsets: values {np.shape(y)} and offsets "
+                     f"{np.shape(offsets)} must have the same shape")
+  checks.check_finite(y, "unpool_at_offsets input")
+  window, stride, length = _check_window_stride(window, stride, length)
+  offset_dtype = getattr(offsets, "dtype", None) or np.asarray(offsets).dtype
+  if not np.issubdtype(offset_dtype, np.integer):
+    raise ValueError("unpool_at_offsets: offsets must be integers in "
+                     f"[0, window), got dtype {offset_dtype}")
+  if checks.is_concrete(offsets):
+    off = np.asarray(offsets)
+    if off.size and (off.min() < 0 or off.max() >= window):
+      raise ValueError(f"unpool_at_offsets: offsets span [{off.min()}, "
+                       f"{off.max()}], outside the window [0, {window})")
+  _check_unpool_length(np.shape(y)[-2], window, stride, length)
+  return _place_at_offsets(jnp.asarray(y), jnp.asarray(offsets), window,
+                           stride, length)
+
+
+def _check_window_stride(window, stride, length):
+  """window, stride, length as ints; each must be an integer >= 1."""
+  for name, value in (("window", window), ("stride", stride),
+                      ("length", length)):
+    if isinstance(value, (bool, np.bool_)) or not isinstance(
+        value, (int, np.integer)) or value < 1:
+      raise ValueError(f"unpooling {name} must be an integer >= 1, got "
+                       f"{value!r}")
+  return int(window), int(stride), int(length)
 
 
 def _check_unpool_length(n_out, window, stride, length):
@@ -161,6 +188,10 @@ def max_unpool(y: jax.Array, switches: jax.Array, length: int) -> jax.Array:
     raise ValueError(f"max_unpool: values {np.shape(y)} and switches "
                      f"{np.shape(switches)} must have the same shape")
   checks.check_finite(y, "max_unpool input")
+  if isinstance(length, (bool, np.bool_)) or not isinstance(
+      length, (int, np.integer)) or length < 1:
+    raise ValueError(f"max_unpool length must be an integer >= 1, got "
+                     f"{length!r}")
   switch_dtype = getattr(switches, "dtype", None) or np.asarray(switches).dtype
   if not np.issubdtype(switch_dtype, np.integer):
     raise ValueError("max_unpool: switches must be integer indices into L, "
@@ -209,7 +240,7 @@ def blind_unpool(y: jax.Array, window: int, stride: int,
   """
   checks.check_min_rank(y, 2, "blind_unpool input", "(..., L_out, C)")
   checks.check_finite(y, "blind_unpool input")
-  window, stride, length = int(window), int(stride), int(length)
+  window, stride, length = _check_window_stride(window, stride, length)
   y = jnp.asarray(y)
   _check_unpool_length(y.shape[-2], window, stride, length)
   return _blind_unpool(y, window, stride, length)
