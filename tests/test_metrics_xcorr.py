@@ -5,9 +5,9 @@ import pytest
 from recon_jax.metrics import max_xcorr
 
 
-def brute_max_xcorr(a, b):
-  a = np.asarray(a, np.float64).ravel()
-  b = np.asarray(b, np.float64).ravel()
+def brute_max_xcorr(a, b, order="C"):
+  a = np.asarray(a, np.float64).ravel(order=order)
+  b = np.asarray(b, np.float64).ravel(order=order)
   norm = np.sqrt(np.sum(a**2) * np.sum(b**2))
   if norm == 0:
     return 0.
@@ -31,6 +31,22 @@ def test_matches_brute_force(shape_a, shape_b):
     a, b = rand(shape_a, seed), rand(shape_b, seed + 10)
     np.testing.assert_allclose(float(max_xcorr(a, b)), brute_max_xcorr(a, b),
                                **TOL)
+
+
+def test_column_major_order_matches_brute_force():
+  """order='F' is MATLAB's X(:): the first axis of each example fastest."""
+  for shape_a, shape_b in (((201, 16), (201, 16)), ((12, 9), (7, 11)),
+                           ((3, 4, 5), (60,))):
+    a, b = rand(shape_a, 20), rand(shape_b, 21)
+    np.testing.assert_allclose(float(max_xcorr(a, b, order="F")),
+                               brute_max_xcorr(a, b, order="F"), **TOL)
+    assert abs(float(max_xcorr(a, b, order="F")) -
+               brute_max_xcorr(a, b, order="C")) > 1e-4
+  a, b = rand((3, 2, 12, 9), 22), rand((3, 2, 7, 11), 23)
+  out = np.asarray(max_xcorr(a, b, batch_ndim=2, order="F"))
+  ref = [[brute_max_xcorr(a[i, j], b[i, j], "F") for j in range(2)]
+         for i in range(3)]
+  np.testing.assert_allclose(out, ref, **TOL)
 
 
 def test_batched():
@@ -78,3 +94,7 @@ def test_errors():
     max_xcorr(np.ones(3), np.array([np.inf, 1.]))
   with pytest.raises(ValueError, match="empty"):
     max_xcorr(np.ones((2, 0)), np.ones((2, 3)), batch_ndim=1)
+  with pytest.raises(ValueError, match="empty batch"):
+    max_xcorr(np.ones((0, 5)), np.ones((0, 5)), batch_ndim=1)
+  with pytest.raises(ValueError, match="order must be 'C' or 'F'"):
+    max_xcorr(np.ones(3), np.ones(3), order="A")

@@ -4,10 +4,13 @@ Spectrograms are the network's inputs: (N, F, T) magnitudes minus the
 training mean spectrogram (F, T). Waveforms are (N, L) phone signals (zero
 padded to the common length), from which the spectrograms were made with the
 STFT of `recon_jax.ops.stft` (thesis defaults; pass window_length / hop /
-n_fft to match another STFT).
+n_fft / window, e.g. `**recon_jax.data.stft_settings(data)`, to match another
+STFT). A waveform's length must give the spectrograms' frame count.
   - euclidean_error: R = ||X* - X|| per example.
   - spectrogram_mxcorr: mxcorr2, max over lags of the normalised xcorr of
-    the vectorised spectrograms.
+    the vectorised spectrograms, vectorised as MATLAB's X(:) (column-major:
+    frequency fastest, one time frame after another), so a lag of k is a
+    shift by k frequency bins, and one of F bins a shift by one frame.
   - waveform_mxcorr: mxcorr of the original waveform and the Griffin-Lim
     waveform of the reconstruction (mean spectrogram added back, magnitudes
     clipped at 0).
@@ -44,9 +47,42 @@ def euclidean_error(originals, reconstructions) -> jax.Array:
 
 
 def spectrogram_mxcorr(originals, reconstructions) -> jax.Array:
-  """mxcorr2 of each pair of spectrograms (N, F, T): (N,) in [-1, 1]."""
+  """mxcorr2 of each pair of spectrograms (N, F, T): (N,) in [-1, 1].
+
+  Each (F, T) spectrogram is flattened column-major (frequency fastest), as
+  the thesis's MATLAB X(:).
+  """
   _pair_check(originals, reconstructions, "originals", "reconstructions")
-  return max_xcorr(originals, reconstructions, batch_ndim=1)
+  checks.check_rank(originals, (3,), "spectrograms", "(N, freq, frames)")
+  return max_xcorr(originals, reconstructions, batch_ndim=1, order="F")
+
+
+def _stft_sizes(stft_params):
+  unknown = set(stft_params) - {"window_length", "hop", "n_fft", "window"}
+  if unknown:
+    raise ValueError(f"unknown STFT settings {sorted(unknown)}; want "
+                     "window_length, hop, n_fft, window")
+  return (stft_params.get("window_length", ops.spectral.WINDOW_LENGTH),
+          stft_params.get("hop", ops.spectral.HOP),
+          stft_params.get("n_fft", ops.spectral.N_FFT))
+
+
+def _check_waveforms_fit(length, spec_shape, stft_params, what):
+  """A waveform of `length` samples must give `spec_shape`'s (F, T)."""
+  window_length, hop, n_fft = _stft_sizes(stft_params)
+  freq, frames = spec_shape[-2:]
+  if freq != n_fft // 2 + 1:
+    raise ValueError(f"{what} {tuple(spec_shape)} have {freq} frequency bins; "
+                     f"n_fft={n_fft} gives {n_fft // 2 + 1}")
+  fits = (length >= window_length and
+          ops.stft_num_frames(length, window_length, hop) == frames)
+  if not fits:
+    lo = window_length + (frames - 1) * hop
+    raise ValueError(
+        f"waveforms of {length} samples do not fit {what} of {frames} frames "
+        f"(window {window_length}, hop {hop}: {frames} frames need "
+        f"{lo}..{lo + hop - 1} samples); pass the waveforms the spectrograms "
+        "were made from, or their STFT settings")
 
 
 def spectrogram_to_waveform(spectrograms, mean_spectrogram, key: jax.Array,
@@ -62,7 +98,7 @@ def spectrogram_to_waveform(spectrograms, mean_spectrogram, key: jax.Array,
     key: PRNG key of Griffin-Lim's initial phase.
     n_iter: Griffin-Lim iterations.
     length: output samples (default: what the frames cover).
-    **stft_params: window_length, hop, n_fft of the STFT.
+    **stft_params: window_length, hop, n_fft, window of the STFT.
 
   Returns:
     (N, length) float32 waveforms.
@@ -73,6 +109,7 @@ def spectrogram_to_waveform(spectrograms, mean_spectrogram, key: jax.Array,
   if np.shape(mean_spectrogram) != np.shape(spectrograms)[1:]:
     raise ValueError(f"mean spectrogram {np.shape(mean_spectrogram)} does not "
                      f"match spectrograms {np.shape(spectrograms)}")
+  _stft_sizes(stft_params)
   magnitude = jnp.maximum(jnp.asarray(spectrograms, jnp.float32)
                           + jnp.asarray(mean_spectrogram, jnp.float32), 0.0)
   return ops.griffin_lim(magnitude, key, n_iter=n_iter, length=length,
@@ -82,11 +119,21 @@ def spectrogram_to_waveform(spectrograms, mean_spectrogram, key: jax.Array,
 def waveform_mxcorr(waveforms, spectrograms, mean_spectrogram,
                     key: jax.Array, n_iter: int = 100,
                     **stft_params) -> jax.Array:
-  """mxcorr of original waveforms (N, L) with GL waveforms of (N, F, T): (N,)."""
+  """mxcorr of original waveforms (N, L) with GL waveforms of (N, F, T): (N,).
+
+  L must give T frames with the STFT settings (the waveforms the
+  spectrograms were made from).
+  """
   checks.check_rank(waveforms, (2,), "waveforms", "(N, samples)")
+  checks.check_rank(spectrograms, (3,), "spectrograms", "(N, freq, frames)")
   if np.shape(waveforms)[0] != np.shape(spectrograms)[0]:
     raise ValueError(f"{np.shape(waveforms)[0]} waveforms but "
                      f"{np.shape(spectrograms)[0]} spectrograms")
+  if np.shape(waveforms)[0] == 0:
+    raise ValueError("waveform_mxcorr: no waveforms (empty batch)")
+  checks.check_finite(waveforms, "waveforms")
+  _check_waveforms_fit(np.shape(waveforms)[1], np.shape(spectrograms),
+                       stft_params, "spectrograms")
   rebuilt = spectrogram_to_waveform(spectrograms, mean_spectrogram, key,
                                     n_iter, np.shape(waveforms)[1],
                                     **stft_params)
@@ -98,6 +145,7 @@ def stft_round_trip_mxcorr(waveforms, key: jax.Array, n_iter: int = 100,
   """mxcorr of waveforms (N, L) with GL of their own STFT magnitude: (N,)."""
   checks.check_rank(waveforms, (2,), "waveforms", "(N, samples)")
   checks.check_finite(waveforms, "waveforms")
+  _stft_sizes(stft_params)
   magnitude = jnp.abs(ops.stft(waveforms, **stft_params))
   return waveform_mxcorr(waveforms, magnitude, jnp.zeros(magnitude.shape[1:]),
                          key, n_iter, **stft_params)
@@ -117,6 +165,11 @@ def waveform_mxcorr_threshold(mean_spectrogram, waveforms, key: jax.Array,
   checks.check_rank(waveforms, (2,), "waveforms", "(N, samples)")
   checks.check_rank(mean_spectrogram, (2,), "mean spectrogram",
                     "(freq, frames)")
+  if np.shape(waveforms)[0] == 0:
+    raise ValueError("waveform_mxcorr_threshold: no waveforms (empty batch)")
+  checks.check_finite(waveforms, "waveforms")
+  _check_waveforms_fit(np.shape(waveforms)[1], np.shape(mean_spectrogram),
+                       stft_params, "the mean spectrogram")
   average = spectrogram_to_waveform(
       jnp.zeros((1,) + np.shape(mean_spectrogram)), mean_spectrogram, key,
       n_iter, np.shape(waveforms)[1], **stft_params)
