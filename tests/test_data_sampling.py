@@ -72,3 +72,38 @@ def test_chirps(method):
     assert abs(np.argmax(spec[:, 0]) * 40.0 - f) < 150.0
   with pytest.raises(ValueError, match="'linear' or 'logarithmic'"):
     data.make_chirps(1, 2554, 0, method="cubic")
+
+
+@pytest.mark.parametrize("labels,kwargs,pattern", [
+    (LABELS, dict(per_class=-3), "per_class .* must be >= 1, got -3"),
+    (LABELS, dict(per_class=0), "per_class .* must be >= 1, got 0"),
+    (LABELS, dict(per_class=2.5), "per_class .* must be an integer"),
+    (LABELS.reshape(1, -1), {}, r"1-D array of class ids, got shape \(1, 1703\)"),
+    (LABELS.astype(np.float32), {}, "integer class ids, got dtype float32"),
+    (LABELS > 0, {}, "integer class ids, got dtype bool"),
+    (np.array([], np.int32), {}, "labels are empty"),
+    (LABELS, dict(rng=-1), "seed must be >= 0, got -1"),
+    (LABELS, dict(rng=[3, -1]), "seed must be >= 0, got -1"),
+    (LABELS, dict(num_classes=0), "num_classes must be >= 1"),
+])
+def test_balanced_indices_bad_input(labels, kwargs, pattern):
+  args = dict(per_class=5, rng=0)
+  args.update(kwargs)
+  with pytest.raises(ValueError, match=pattern):
+    data.balanced_indices(labels, **args)
+
+
+def test_epoch_batches_bad_input_fails_at_the_call():
+  with pytest.raises(ValueError, match="batch_size must be >= 1, got 0"):
+    data.epoch_batches(LABELS, 5, seed=0, epoch=0, batch_size=0)
+  with pytest.raises(ValueError, match="seed must be >= 0, got -2"):
+    data.epoch_batches(LABELS, 5, seed=-2, epoch=0)
+  with pytest.raises(ValueError, match="epoch must be >= 0"):
+    data.epoch_batches(LABELS, 5, seed=0, epoch=-1)
+  # 3 classes x 40 = 120 < 128: no whole batch, an epoch of 0 steps.
+  with pytest.raises(ValueError, match="120 examples .* smaller than one "
+                     "batch of 128"):
+    data.epoch_batches(LABELS, 40, seed=0, epoch=0, drop_remainder=True)
+  assert [len(b) for b in data.epoch_batches(LABELS, 40, 0, 0)] == [120]
+  assert [len(b) for b in data.epoch_batches(LABELS, 43, 0, 0,
+                                             drop_remainder=True)] == [128]
