@@ -209,13 +209,16 @@ def test_features_match_a_plain_scipy_loop(tiny_corpus, tiny_features):
   x = np.zeros(feats.max_length, np.float32)
   x[:end - start] = samples[start:end] / 32768.0
   np.testing.assert_array_equal(feats.test.waveforms[1], x)
+  # The thesis's (MATLAB) spectrogram: symmetric Hamming window, and
+  # scaling = scipy's 'spectrum' times the window's sum.
+  hamming = scipy.signal.get_window("hamming", 267, fftbins=False)
   _, _, z = scipy.signal.stft(x, nperseg=267, noverlap=122, nfft=400,
-                              boundary=None, padded=False, window="hann")
-  # The thesis's (MATLAB) STFT scaling: scipy's 'spectrum' times the
-  # window's sum.
-  ref = np.abs(z) * scipy.signal.get_window("hann", 267).sum()
+                              boundary=None, padded=False, window=hamming)
+  ref = np.abs(z) * hamming.sum()
   np.testing.assert_allclose(feats.test.spectrograms[1], ref, rtol=1e-4,
                              atol=1e-7 * ref.max())
+  assert data.stft_settings(feats) == dict(window_length=267, hop=145,
+                                           n_fft=400, window="hamming")
 
 
 def test_feature_cache_hit_and_invalidation(tiny_corpus, tiny_features,
@@ -233,9 +236,12 @@ def test_feature_cache_hit_and_invalidation(tiny_corpus, tiny_features,
                                 feats.train.spectrograms)
   assert again.max_length == feats.max_length
   assert again.phones48 == feats.phones48
+  assert again.fingerprint == feats.fingerprint
   # Other settings, other key.
   with pytest.raises(AssertionError, match="cache miss"):
     data.load_phone_data(root, cache_dir=cache_dir, percentile=90.0)
+  with pytest.raises(AssertionError, match="cache miss"):
+    data.load_phone_data(root, cache_dir=cache_dir, window="periodic_hann")
   # A changed corpus file, other key.
   copy = str(tmp_path / "copy")
   shutil.copytree(root, copy)
@@ -290,3 +296,85 @@ def test_chirps_through_the_same_stft(tiny_features):
                        lengths=feats.train.lengths)
   assert c["spectrograms"].shape == (6,) + feats.train.spectrograms.shape[1:]
   assert set(c["lengths"]) <= set(feats.train.lengths)
+
+
+def test_fingerprint_identifies_the_data(tiny_corpus, tiny_features, tmp_path):
+  root, _ = tiny_corpus
+  feats, _ = tiny_features
+  assert isinstance(feats.fingerprint, str) and len(feats.fingerprint) == 16
+  # The same phones wherever the corpus lies (a copy has other mtimes), and
+  # with or without the cache.
+  copy = str(tmp_path / "copy")
+  shutil.copytree(root, copy)
+  assert data.load_phone_data(copy, cache=False).fingerprint == \
+      feats.fingerprint
+  # Every setting changes it: the window, the percentile, the scale.
+  others = [data.load_phone_data(root, cache=False, **kw)
+            for kw in (dict(window="periodic_hann"), dict(percentile=90.0),
+                       dict(waveform_scale=1.0 / 16384))]
+  prints = {feats.fingerprint} | {o.fingerprint for o in others}
+  assert len(prints) == 4
+  hann = others[0]
+  assert data.stft_settings(hann)["window"] == "periodic_hann"
+  assert not np.allclose(hann.train.spectrograms, feats.train.spectrograms)
+  # And so does a change to one phone's samples.
+  utt = data.list_utterances(copy, "TRAIN")[0]
+  samples, rate = sphere.read_sphere(utt["wav"])
+  start, end, _ = [seg for seg in phones.read_phn(utt["phn"])
+                   if seg[1] - seg[0] <= feats.length_cut][1]
+  samples[(start + end) // 2] += 1
+  wav = utt["wav"]
+  sphere.write_sphere(wav, samples, rate)
+  assert data.load_phone_data(copy, cache=False).fingerprint != \
+      feats.fingerprint
+
+
+@pytest.mark.parametrize("kwargs,pattern", [
+    (dict(percentile=0), r"percentile=0: must be in \(0, 100\]"),
+    (dict(percentile=-5.0), r"percentile=-5.0: must be in \(0, 100\]"),
+    (dict(percentile=100.5), r"percentile=100.5: must be in \(0, 100\]"),
+    (dict(window="hamm"), "unknown STFT window 'hamm'"),
+    (dict(window=np.ones(200)), r"shape \(200,\), want \(267,\)"),
+    (dict(hop=0), "hop must be in"),
+    (dict(waveform_scale=0.0), "waveform_scale=0.0: must be a finite"),
+    (dict(sample_rate=-16000), "sample_rate=-16000"),
+])
+def test_bad_feature_settings_fail_before_reading(kwargs, pattern,
+                                                  monkeypatch):
+  def fail(*args, **kw):
+    raise AssertionError("the corpus was read")
+
+  monkeypatch.setattr(timit, "list_utterances", fail)
+  with pytest.raises(ValueError, match=pattern):
+    data.load_phone_data("/nonexistent/corpus", **kwargs)
+
+
+def test_chirps_at_the_phones_level_through_the_same_stft(tiny_features):
+  feats, _ = tiny_features
+  picks = np.arange(0, len(feats.test), max(1, len(feats.test) // 20))
+  rms = data.signal_rms(feats.test.waveforms[picks], feats.test.lengths[picks])
+  want = [np.sqrt(np.mean(w[:n].astype(np.float64)**2)) for w, n in
+          zip(feats.test.waveforms[picks], feats.test.lengths[picks])]
+  np.testing.assert_allclose(rms, want, rtol=1e-12)
+  level = float(np.mean(rms))
+  settings = data.stft_settings(feats)
+  c = data.make_chirps(6, feats.max_length, seed=3, method="logarithmic",
+                       lengths=feats.train.lengths, rms=level, **settings)
+  got = data.signal_rms(c["waveforms"], c["lengths"])
+  np.testing.assert_allclose(got, level, rtol=1e-5)
+  per_chirp = np.linspace(0.01, 0.06, 6)
+  c2 = data.make_chirps(6, feats.max_length, seed=3, method="logarithmic",
+                        lengths=feats.train.lengths, rms=per_chirp, **settings)
+  np.testing.assert_allclose(data.signal_rms(c2["waveforms"], c2["lengths"]),
+                             per_chirp, rtol=1e-5)
+  # Same sweeps, only the level differs; spectrograms through the data's STFT.
+  np.testing.assert_allclose(c2["waveforms"][0] / per_chirp[0],
+                             c["waveforms"][0] / level, rtol=1e-4, atol=1e-5)
+  np.testing.assert_allclose(
+      c["spectrograms"], data.stft_magnitudes(c["waveforms"], **settings),
+      rtol=1e-6)
+  hann = data.make_chirps(6, feats.max_length, seed=3, method="logarithmic",
+                          lengths=feats.train.lengths, rms=level,
+                          window="periodic_hann")
+  np.testing.assert_array_equal(hann["waveforms"], c["waveforms"])
+  assert not np.allclose(hann["spectrograms"], c["spectrograms"])

@@ -107,3 +107,39 @@ def test_epoch_batches_bad_input_fails_at_the_call():
   assert [len(b) for b in data.epoch_batches(LABELS, 40, 0, 0)] == [120]
   assert [len(b) for b in data.epoch_batches(LABELS, 43, 0, 0,
                                              drop_remainder=True)] == [128]
+
+
+@pytest.mark.parametrize("args,kwargs,pattern", [
+    ((-2, 2554, 0), {}, r"num \(number of chirps\) must be >= 0, got -2"),
+    ((2, 2554, -1), {}, "seed must be >= 0, got -1"),
+    ((2, 2554, None), {}, "seed is None"),
+    ((2, 200, 0), {}, "max_length=200 is shorter than the STFT window"),
+    ((2, 2554, 0), dict(freq_range=(50.0, 9000.0)),
+     r"high <= 8000.0 \(Nyquist"),
+    ((2, 2554, 0), dict(freq_range=(50.0, 4100.0), sample_rate=8000),
+     r"high <= 4000.0 \(Nyquist"),
+    ((2, 2554, 0), dict(freq_range=(-10.0, 400.0)), "0 <= low"),
+    ((2, 2554, 0), dict(freq_range=(3000.0, 400.0)), "low <= high"),
+    ((2, 2554, 0), dict(freq_range=(0.0, 4000.0), method="logarithmic"),
+     "logarithmic sweep cannot start or end at 0.0 Hz"),
+    ((2, 2554, 0), dict(lengths=np.array([100, 3000])),
+     r"lengths span \[100, 3000\], outside \[1, max_length=2554\]"),
+    ((2, 2554, 0), dict(lengths=np.array([], np.int32)), "non-empty 1-D"),
+    ((2, 2554, 0), dict(rms=0.05, amplitude=0.1), "amplitude or rms"),
+    ((2, 2554, 0), dict(rms=-0.05), "finite and > 0"),
+    ((2, 2554, 0), dict(rms=np.ones(3)), r"rms must be a float or \(2,\)"),
+    ((2, 2554, 0), dict(amplitude=0.0), "amplitude must be > 0"),
+    ((2, 2554, 0), dict(window="blackman"), "unknown STFT window"),
+])
+def test_chirp_arguments_are_checked(args, kwargs, pattern):
+  with pytest.raises(ValueError, match=pattern):
+    data.make_chirps(*args, **kwargs)
+
+
+def test_zero_chirps_and_log_sweep_from_a_low_frequency():
+  empty = data.make_chirps(0, 2554, 0)
+  assert empty["waveforms"].shape == (0, 2554)
+  assert empty["spectrograms"].shape == (0, 201, 16)
+  c = data.make_chirps(2, 2554, 0, method="logarithmic",
+                       freq_range=(1.0, 8000.0))
+  assert np.all(c["start_hz"] >= 1.0) and np.all(c["end_hz"] <= 8000.0)

@@ -1,11 +1,14 @@
 """Data: the TIMIT-layout corpus (generated offline or real) and its features.
 
-Make a corpus:   make_timit_corpus(out_dir, config, seed)
-Read features:   load_phone_data(root) -> PhoneData (201 x 16 spectrograms)
+Make a corpus:   make_timit_corpus(out_dir, config, seed), or
+                 prepare.generate_corpus(root, config) (atomic, resumable)
+Read features:   load_phone_data(root) -> PhoneData (201 x 16 spectrograms,
+                 .fingerprint identifies them, stft_settings(data) their STFT)
 Epoch sampling:  balanced_indices / epoch_batches (thesis 3.3)
-Controls:        make_chirps
+Controls:        make_chirps (at the phones' level: rms=, see signal_rms)
 """
 from recon_jax.data.chirps import make_chirps
+from recon_jax.data.chirps import signal_rms
 from recon_jax.data.corpus import get_config as corpus_config
 from recon_jax.data.corpus import make_timit_corpus
 from recon_jax.data.errors import CorpusError
@@ -14,6 +17,7 @@ from recon_jax.data.features import network_inputs
 from recon_jax.data.features import PhoneData
 from recon_jax.data.features import PhoneSplit
 from recon_jax.data.features import stft_magnitudes
+from recon_jax.data.features import stft_settings
 from recon_jax.data.phones import fold_48_to_39
 from recon_jax.data.phones import fold_61_to_48
 from recon_jax.data.phones import phones39

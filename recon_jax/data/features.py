@@ -4,12 +4,19 @@
 phone (SA* dropped, q dropped, labels folded 61 -> 48 and 48 -> 39), drops
 phones longer than the 95th percentile of TRAIN phone lengths, zero-pads the
 rest to the longest kept length and takes STFT magnitudes (201 x 16 for 2554
-samples). The result is cached as an .npz keyed by a hash of the corpus
-listing and the settings, so a second call is a file read.
+samples; MATLAB spectrogram's symmetric Hamming window by default). The
+result is cached (best effort) as an .npz keyed by a hash of the corpus
+listing and every setting, so a second call is a file read.
+
+`PhoneData.fingerprint` identifies the data: a hash of every setting and of
+the arrays themselves (so the same phones give the same fingerprint
+wherever the corpus lies, and any change to them a different one).
+Experiments record it beside what they save.
 """
 import dataclasses
 import hashlib
 import json
+import numbers
 import os
 import tempfile
 import zipfile
@@ -19,14 +26,18 @@ import jax
 import numpy as np
 
 from recon_jax import ops
+from recon_jax import provenance
 from recon_jax.ops.spectral import HOP
 from recon_jax.ops.spectral import N_FFT
+from recon_jax.ops.spectral import WINDOW
 from recon_jax.ops.spectral import WINDOW_LENGTH
 from recon_jax.data import phones
 from recon_jax.data import timit
 from recon_jax.data.errors import CorpusError
 
-_CACHE_VERSION = 2  # 2: thesis (MATLAB) STFT scaling, no window-sum division.
+# 2: thesis (MATLAB) STFT scaling, no window-sum division. 3: the window is a
+# setting (default MATLAB's symmetric Hamming).
+_CACHE_VERSION = 3
 
 
 @dataclasses.dataclass(frozen=True)
@@ -54,7 +65,10 @@ class PhoneData:
   """TRAIN and TEST phones, the training-set mean spectrogram and metadata.
 
   The network's input is `spectrograms - mean_spectrogram` (see
-  `network_inputs`); intensities are not otherwise normalised.
+  `network_inputs`); intensities are not otherwise normalised. The STFT
+  settings that made the spectrograms are kept (`stft_settings(data)` gives
+  them as keyword arguments for ops.stft/griffin_lim, the metrics and
+  make_chirps); `fingerprint` identifies the data (see the module doc).
   """
   train: PhoneSplit
   test: PhoneSplit
@@ -64,6 +78,11 @@ class PhoneData:
   phones48: tuple
   phones39: tuple
   sample_rate: int
+  window_length: int
+  hop: int
+  n_fft: int
+  window: str | tuple  # A window name, or the window's values.
+  fingerprint: str
 
   def split(self, name):
     """The PhoneSplit called "train"/"TRAIN" or "test"/"TEST"."""
@@ -76,7 +95,8 @@ jax.tree_util.register_dataclass(
 jax.tree_util.register_dataclass(
     PhoneData, data_fields=["train", "test", "mean_spectrogram"],
     meta_fields=["max_length", "length_cut", "phones48", "phones39",
-                 "sample_rate"])
+                 "sample_rate", "window_length", "hop", "n_fft", "window",
+                 "fingerprint"])
 
 
 def network_inputs(data, split):
@@ -84,14 +104,28 @@ def network_inputs(data, split):
   return data.split(split).spectrograms - data.mean_spectrogram
 
 
+def stft_settings(data) -> dict:
+  """The STFT that made `data`'s spectrograms, as keyword arguments.
+
+  For ops.stft / istft / griffin_lim, the waveform metrics
+  (metrics.waveform_mxcorr(..., **stft_settings(data))) and make_chirps.
+  """
+  return dict(window_length=data.window_length, hop=data.hop,
+              n_fft=data.n_fft, window=data.window)
+
+
 def stft_magnitudes(waveforms, window_length=WINDOW_LENGTH, hop=HOP,
-                    n_fft=N_FFT,
-                    chunk=1024):
+                    n_fft=N_FFT, chunk=1024, window=WINDOW):
   """|STFT| of float32 (N, L) signals -> float32 (N, n_fft // 2 + 1, F).
 
   Uses `recon_jax.ops.stft` in fixed-size chunks (one compilation).
   """
+  window_length, hop, n_fft, window = ops.check_stft_settings(
+      window_length, hop, n_fft, window)
   waveforms = np.asarray(waveforms, np.float32)
+  if waveforms.ndim != 2:
+    raise ValueError(f"stft_magnitudes: want waveforms (N, L), got shape "
+                     f"{waveforms.shape}")
   n, length = waveforms.shape
   frames = ops.stft_num_frames(length, window_length, hop)
   out = np.empty((n, n_fft // 2 + 1, frames), np.float32)
@@ -101,7 +135,8 @@ def stft_magnitudes(waveforms, window_length=WINDOW_LENGTH, hop=HOP,
     k = len(block)
     if k < chunk:
       block = np.pad(block, ((0, chunk - k), (0, 0)))
-    spec = ops.stft(block, window_length=window_length, hop=hop, n_fft=n_fft)
+    spec = ops.stft(block, window_length=window_length, hop=hop, n_fft=n_fft,
+                    window=window)
     out[i:i + k] = np.abs(np.asarray(spec))[:k]
   return out
 
@@ -140,19 +175,54 @@ def _check_classes(labels, names, where):
                       f"{len(names)} training classes)")
 
 
+def check_settings(percentile=95.0, window_length=WINDOW_LENGTH, hop=HOP,
+                   n_fft=N_FFT, window=WINDOW, waveform_scale=1.0 / 32768.0,
+                   sample_rate=16000):
+  """Checks load_phone_data's settings; returns them as a JSON-able dict.
+
+  Raises:
+    ValueError naming the setting and its allowed range.
+  """
+  if (isinstance(percentile, bool) or not isinstance(percentile, numbers.Real)
+      or not 0 < percentile <= 100):
+    raise ValueError(f"percentile={percentile!r}: must be in (0, 100] (the "
+                     "TRAIN phone-length percentile above which phones are "
+                     "dropped; 95 in the thesis)")
+  window_length, hop, n_fft, window = ops.check_stft_settings(
+      window_length, hop, n_fft, window)
+  if (isinstance(waveform_scale, bool) or
+      not isinstance(waveform_scale, numbers.Real) or
+      not np.isfinite(waveform_scale) or waveform_scale <= 0):
+    raise ValueError(f"waveform_scale={waveform_scale!r}: must be a finite "
+                     "number > 0")
+  if (isinstance(sample_rate, bool) or
+      not isinstance(sample_rate, numbers.Integral) or sample_rate <= 0):
+    raise ValueError(f"sample_rate={sample_rate!r}: must be an integer > 0")
+  return dict(percentile=float(percentile), window_length=window_length,
+              hop=hop, n_fft=n_fft,
+              window=window if isinstance(window, str) else list(window),
+              waveform_scale=float(waveform_scale),
+              sample_rate=int(sample_rate))
+
+
 def load_phone_data(root, *, percentile=95.0, window_length=WINDOW_LENGTH,
-                    hop=HOP, n_fft=N_FFT, waveform_scale=1.0 / 32768.0, sample_rate=16000,
+                    hop=HOP, n_fft=N_FFT, window=WINDOW,
+                    waveform_scale=1.0 / 32768.0, sample_rate=16000,
                     drop_sa=True, require_all_classes=True, cache=True,
                     cache_dir=None):
   """Reads a TIMIT-layout corpus into the thesis's phone arrays (SPEC A1).
 
   Args:
     root: corpus directory (real TIMIT or `make_timit_corpus` output).
-    percentile: TRAIN phone-length percentile above which phones are dropped
-      (in both splits).
+    percentile: TRAIN phone-length percentile in (0, 100] above which phones
+      are dropped (in both splits).
     window_length, hop, n_fft: STFT settings (16.7 ms window, 9.1 ms hop,
       i.e. 7.6 ms overlap, 400 points).
-    waveform_scale: int16 samples are multiplied by this (default: [-1, 1)).
+    window: the STFT window (ops.stft): a name (default "hamming", MATLAB's
+      symmetric Hamming as the thesis's spectrogram) or an array of
+      window_length values.
+    waveform_scale: int16 samples are multiplied by this (default: [-1, 1);
+      other WAV formats are read in the same units, see sphere.read_audio).
     sample_rate: required sample rate of every file.
     drop_sa: leave out the SA* sentences.
     require_all_classes: raise if a split lacks one of the 48 classes.
@@ -164,11 +234,13 @@ def load_phone_data(root, *, percentile=95.0, window_length=WINDOW_LENGTH,
     PhoneData.
 
   Raises:
+    ValueError naming a bad setting (before any file is read);
     CorpusError / FileNotFoundError naming the offending file or directory.
   """
-  settings = dict(percentile=float(percentile), window_length=window_length,
-                  hop=hop, n_fft=n_fft, waveform_scale=float(waveform_scale),
-                  sample_rate=sample_rate, drop_sa=drop_sa)
+  settings = check_settings(percentile, window_length, hop, n_fft, window,
+                            waveform_scale, sample_rate)
+  settings["drop_sa"] = bool(drop_sa)
+  window = ops.check_stft_settings(window_length, hop, n_fft, window)[3]
   names48, names39 = phones.phones48(), phones.phones39()
   to39 = phones.class_ids_48_to_39()
   cache_path = None
@@ -184,7 +256,7 @@ def load_phone_data(root, *, percentile=95.0, window_length=WINDOW_LENGTH,
           for split in timit.SPLITS:
             _check_classes(arrays[f"{split.lower()}_labels48"], names48,
                            timit.find_split_dir(root, split))
-        return _from_arrays(arrays, names48, names39, sample_rate)
+        return _from_arrays(arrays, names48, names39, settings, window)
       except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as e:
         logging.warning("Ignoring unreadable feature cache %s (%s)", cache_path,
                         e)
@@ -212,7 +284,7 @@ def load_phone_data(root, *, percentile=95.0, window_length=WINDOW_LENGTH,
     s = split.lower()
     arrays[f"{s}_waveforms"] = waveforms
     arrays[f"{s}_spectrograms"] = stft_magnitudes(waveforms, window_length, hop,
-                                                  n_fft)
+                                                  n_fft, window=window)
     arrays[f"{s}_labels48"] = labels48
     arrays[f"{s}_labels39"] = to39[labels48]
     arrays[f"{s}_lengths"] = lengths[keep]
@@ -223,7 +295,7 @@ def load_phone_data(root, *, percentile=95.0, window_length=WINDOW_LENGTH,
       _write_cache(cache_path, arrays)
     except OSError as e:  # A read-only cache directory costs speed, not data.
       logging.warning("Could not write feature cache %s (%s)", cache_path, e)
-  return _from_arrays(arrays, names48, names39, sample_rate)
+  return _from_arrays(arrays, names48, names39, settings, window)
 
 
 def _write_cache(path, arrays):
@@ -239,7 +311,25 @@ def _write_cache(path, arrays):
       os.remove(tmp)
 
 
-def _from_arrays(a, names48, names39, sample_rate):
+_ARRAY_KEYS = tuple(f"{s}_{k}" for s in ("train", "test")
+                    for k in ("waveforms", "spectrograms", "labels48",
+                              "labels39", "lengths")) + (
+                                  "mean_spectrogram", "max_length",
+                                  "length_cut")
+
+
+def data_fingerprint(arrays, settings) -> str:
+  """A short hash of the phone arrays and the settings that made them."""
+  missing = [k for k in _ARRAY_KEYS if k not in arrays]
+  if missing:
+    raise KeyError(f"feature arrays lack {missing}")
+  return provenance.fingerprint_json({
+      "version": _CACHE_VERSION, "settings": settings,
+      "arrays": provenance.fingerprint_arrays(
+          {k: np.asarray(arrays[k]) for k in _ARRAY_KEYS})})
+
+
+def _from_arrays(a, names48, names39, settings, window):
   splits = {
       s: PhoneSplit(waveforms=a[f"{s}_waveforms"],
                     spectrograms=a[f"{s}_spectrograms"],
@@ -251,4 +341,7 @@ def _from_arrays(a, names48, names39, sample_rate):
                    mean_spectrogram=a["mean_spectrogram"],
                    max_length=int(a["max_length"]),
                    length_cut=float(a["length_cut"]), phones48=names48,
-                   phones39=names39, sample_rate=sample_rate)
+                   phones39=names39, sample_rate=settings["sample_rate"],
+                   window_length=settings["window_length"],
+                   hop=settings["hop"], n_fft=settings["n_fft"],
+                   window=window, fingerprint=data_fingerprint(a, settings))

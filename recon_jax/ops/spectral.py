@@ -135,6 +135,18 @@ def _check_params(window_length, hop, n_fft, scaling, window=WINDOW):
 SCALINGS = ("none", "spectrum")
 
 
+def check_stft_settings(window_length: int = WINDOW_LENGTH, hop: int = HOP,
+                        n_fft: int = N_FFT, window=WINDOW,
+                        scaling: str = "none"):
+  """Checks STFT settings before any work (ValueError naming the field).
+
+  Returns:
+    (window_length, hop, n_fft, window) with `window` in its hashable form
+    (a name, or a tuple of floats for an array).
+  """
+  return _check_params(window_length, hop, n_fft, scaling, window)
+
+
 def _scale(win, scaling):
   """Factor applied to each frame's DFT (scaling checked by _check_params)."""
   return 1.0 if scaling == "none" else 1.0 / float(win.sum())
