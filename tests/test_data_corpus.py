@@ -261,7 +261,9 @@ def test_feature_cache_hit_and_invalidation(tiny_corpus, tiny_features,
   np.testing.assert_array_equal(again.test.labels48, feats.test.labels48)
 
 
-def test_riff_copy_reads_the_same(tiny_corpus, tiny_features, tmp_path):
+@pytest.mark.parametrize("subtype", ["PCM_16", "FLOAT"])
+def test_riff_copy_reads_the_same(tiny_corpus, tiny_features, tmp_path,
+                                  subtype):
   import soundfile  # pylint: disable=g-import-not-at-top
   root, _ = tiny_corpus
   feats, _ = tiny_features
@@ -270,10 +272,14 @@ def test_riff_copy_reads_the_same(tiny_corpus, tiny_features, tmp_path):
   for wav in glob.glob(os.path.join(copy, "*", "*", "*", "*.WAV")):
     samples, _ = sphere.read_sphere(wav)
     os.remove(wav)
-    soundfile.write(wav[:-4] + ".wav", samples, 16000, subtype="PCM_16")
+    if subtype == "FLOAT":  # a float WAV holds samples / 32768
+      samples = samples / 32768.0
+    soundfile.write(wav[:-4] + ".wav", samples, 16000, subtype=subtype)
   riff = data.load_phone_data(copy, cache=False)
+  np.testing.assert_array_equal(riff.test.waveforms, feats.test.waveforms)
   np.testing.assert_array_equal(riff.test.spectrograms, feats.test.spectrograms)
   np.testing.assert_array_equal(riff.train.labels48, feats.train.labels48)
+  assert riff.fingerprint == feats.fingerprint
 
 
 def test_class_missing_from_a_split(tiny_corpus, tmp_path):

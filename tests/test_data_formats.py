@@ -90,6 +90,89 @@ def test_riff_wav_reads_like_sphere(tmp_path):
     data.read_audio(path)
 
 
+@pytest.mark.parametrize("subtype,exact", [("FLOAT", True), ("DOUBLE", True),
+                                           ("PCM_24", True), ("PCM_32", True),
+                                           ("PCM_U8", False), ("ULAW", False)])
+def test_other_riff_sample_formats_read_in_int16_units(tmp_path, subtype,
+                                                       exact):
+  """A float WAV used to read as {-1, 0, 1} (int16 truncation) or silent."""
+  x = _fixture_signal(220.0)
+  path = str(tmp_path / "x.wav")
+  soundfile.write(path, x / 32768.0, 16000, subtype=subtype)
+  y = data.read_audio(path)
+  assert y.dtype == np.float32 and y.shape == x.shape
+  if exact:
+    np.testing.assert_array_equal(y, x.astype(np.float32))
+  else:  # 8-bit codings: within one 8-bit step (256 in int16 units)
+    np.testing.assert_allclose(y, x, rtol=0, atol=256)
+  soundfile.write(path, 2.0 * x / 32768.0, 16000, subtype="FLOAT")
+  np.testing.assert_array_equal(data.read_audio(path), 2.0 * x)  # no clipping
+
+
+@pytest.mark.parametrize("subtype", ["IMA_ADPCM", "GSM610"])
+def test_lossy_riff_codecs_are_refused_by_name(tmp_path, subtype):
+  path = str(tmp_path / "x.wav")
+  soundfile.write(path, _fixture_signal(220.0) / 32768.0, 16000,
+                  subtype=subtype)
+  with pytest.raises(CorpusError, match=rf"x\.wav: RIFF WAV with {subtype}"):
+    data.read_audio(path)
+
+
+def test_stereo_riff_is_refused(tmp_path):
+  path = str(tmp_path / "x.wav")
+  x = _fixture_signal(220.0)
+  soundfile.write(path, np.stack([x, x], 1), 16000, subtype="FLOAT")
+  with pytest.raises(CorpusError, match="2 channels, want 1"):
+    data.read_audio(path)
+
+
+def _swapped_sphere(tmp_path, with_range):
+  """A SPHERE file whose header says little-endian over big-endian data."""
+  x = _fixture_signal(220.0)
+  fields = ["channel_count -i 1", f"sample_count -i {len(x)}",
+            "sample_rate -i 16000", "sample_n_bytes -i 2",
+            "sample_byte_format -s2 01"]
+  if with_range:
+    fields += [f"sample_min -i {x.min()}", f"sample_max -i {x.max()}"]
+  path = tmp_path / "swapped.wav"
+  path.write_bytes(_sphere_bytes(fields, x.astype(">i2").tobytes()))
+  return str(path), x
+
+
+def test_sphere_byte_order_contradicting_the_data_is_refused(tmp_path):
+  path, _ = _swapped_sphere(tmp_path, with_range=True)
+  with pytest.raises(CorpusError, match=r"swapped.wav: samples read with "
+                     r"sample_byte_format='01' span .* outside the header's "
+                     r"sample_min=-3697, sample_max=3696: the data is in the "
+                     r"other byte order \('10'\)"):
+    data.read_audio(path)
+  path, _ = _swapped_sphere(tmp_path, with_range=False)
+  with pytest.raises(CorpusError, match="swapped.wav: .* look like white "
+                     r"noise .* other byte order \('10'\) looks like audio"):
+    data.read_audio(path)
+
+
+def test_sphere_range_check_passes_real_data_and_noise(tmp_path):
+  x = np.random.default_rng(1).integers(-30000, 30000, 4000).astype(np.int16)
+  path = str(tmp_path / "noise.wav")
+  sphere.write_sphere(path, x)  # with sample_min/max
+  np.testing.assert_array_equal(data.read_audio(path), x)
+  fields = ["channel_count -i 1", f"sample_count -i {len(x)}",
+            "sample_rate -i 16000", "sample_byte_format -s2 01"]
+  (tmp_path / "bare.wav").write_bytes(_sphere_bytes(fields, x.tobytes()))
+  # White noise read in either byte order is white noise: nothing to refuse.
+  np.testing.assert_array_equal(data.read_audio(str(tmp_path / "bare.wav")),
+                                x)
+  bad = ["sample_min -i 5", "sample_max -i -5"] + fields
+  (tmp_path / "bad.wav").write_bytes(_sphere_bytes(bad, x.tobytes()))
+  with pytest.raises(CorpusError, match="sample_min=5 > sample_max=-5"):
+    data.read_audio(str(tmp_path / "bad.wav"))
+  off = ["sample_min -i -10", "sample_max -i 10"] + fields
+  (tmp_path / "off.wav").write_bytes(_sphere_bytes(off, x.tobytes()))
+  with pytest.raises(CorpusError, match="does not describe this data"):
+    data.read_audio(str(tmp_path / "off.wav"))
+
+
 @pytest.mark.parametrize("fields,samples,pattern", [
     (["sample_coding -s26 pcm,embedded-shorten-v2.00"] + PCM_FIELDS,
      b"\0" * 8, "compressed SPHERE.*shorten"),
