@@ -5,10 +5,13 @@
 
 Fields are those of `recon_jax.data.corpus.get_config` (seed, speakers per
 dialect region and split, sentences per speaker, rate/pitch ranges, ...).
+The config is locked: a misspelt override (--config.sed=3) is an error.
 """
 from recon_jax.data import corpus
 
 
 def get_config(size="default"):
   """`size`: "default" (~15k TRAIN / ~5k TEST phones) or "tiny" (tests)."""
-  return corpus.get_config(size)
+  c = corpus.get_config(size)
+  c.lock()
+  return c

@@ -3,16 +3,26 @@
   python experiments/make_corpus.py --config=configs/make_corpus.py \
       --workdir=/tmp/timit_espeak
 
-The corpus goes to --workdir (which must not already hold TRAIN/ or TEST/).
-Read it back with `recon_jax.data.load_phone_data(workdir)`.
+The corpus is written into --workdir.partial and renamed to --workdir when
+every file is there, so a killed run never leaves a corpus that looks
+complete; running the same command again restarts it cleanly, and on a
+finished corpus made with the same config it does nothing. --workdir must
+be absent, empty, or such a corpus. Read it back with
+`recon_jax.data.load_phone_data(workdir)`.
 """
+import os
+import sys
 import time
 
-from absl import app
-from absl import flags
-from ml_collections import config_flags
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from recon_jax.data import corpus
+from absl import flags  # noqa: E402
+from ml_collections import config_flags  # noqa: E402
+
+from recon_jax import provenance  # noqa: E402
+from recon_jax.data import corpus  # noqa: E402
+from recon_jax.data import prepare  # noqa: E402
+from recon_jax.experiments import cli  # noqa: E402
 
 _CONFIG = config_flags.DEFINE_config_file("config", "configs/make_corpus.py",
                                           "Corpus config file.")
@@ -22,10 +32,16 @@ _WORKDIR = flags.DEFINE_string("workdir", None, "Directory to write into.",
 
 def main(argv):
   if len(argv) > 1:
-    raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+    raise ValueError(f"unexpected arguments: {argv[1:]}")
+  workdir = provenance.check_workdir(_WORKDIR.value)
   config = _CONFIG.value
+  corpus.check_config(config)  # Before any work.
   start = time.time()
-  summary = corpus.make_timit_corpus(_WORKDIR.value, config, config.seed)
+  summary = prepare.generate_corpus(workdir, config)
+  if summary is None:
+    print(f"{workdir} already holds the complete corpus of this config; "
+          "nothing to do")
+    return
   seconds = time.time() - start
   for split, s in summary.items():
     counts = s["class_counts"]
@@ -33,8 +49,8 @@ def main(argv):
     print(f"{split}: {s['speakers']} speakers, {s['utterances']} SX/SI "
           f"utterances, {s['phones']} phones (48 classes; fewest: "
           f"{counts[rarest]} of {rarest})")
-  print(f"wrote {_WORKDIR.value} in {seconds:.1f} s")
+  print(f"wrote {workdir} in {seconds:.1f} s")
 
 
 if __name__ == "__main__":
-  app.run(main)
+  cli.run(main)

@@ -10,9 +10,16 @@ like the real corpus:
 
 WAV files are NIST SPHERE, 16-bit, 16 kHz. The output depends only on the
 config and the seed (not on the number of worker processes).
+
+Markers: `generation_in_progress.json` is written first and removed last,
+after `generator_config.json` (the settings, the completion marker); the
+reader (recon_jax.data.timit) refuses a corpus that still has the first, so
+a killed generation is never read as complete. `prepare.generate_corpus`
+also writes into `<dir>.partial` and renames it when complete.
 """
 import concurrent.futures
 import multiprocessing
+import numbers
 import os
 import re
 import string
@@ -21,10 +28,13 @@ import ml_collections
 import numpy as np
 import scipy.signal
 
+from recon_jax import provenance
 from recon_jax.data import espeak
 from recon_jax.data import phones
 from recon_jax.data import sphere
 from recon_jax.data.errors import CorpusError
+from recon_jax.data.timit import GENERATOR_CONFIG
+from recon_jax.data.timit import IN_PROGRESS
 
 SAMPLE_RATE = 16000
 # TIMIT dialect region -> espeak-ng English accent (all ship with espeakng-loader).
@@ -117,6 +127,109 @@ def get_config(size="default"):
   elif size != "default":
     raise ValueError(f"unknown corpus size {size!r}; want 'default' or 'tiny'")
   return c
+
+
+# Fields that do not change a corpus's bytes (left out of its settings).
+_NOT_IN_SETTINGS = ("num_workers",)
+_VARIANTS_PER_ACCENT = len(MALE_VARIANTS) + len(FEMALE_VARIANTS)
+
+
+def _int(config, name, lo, hi=None):
+  value = config[name]
+  if isinstance(value, (bool, np.bool_)) or not isinstance(value,
+                                                           numbers.Integral):
+    raise ValueError(f"generator.{name}={value!r}: must be an integer")
+  if value < lo or (hi is not None and value > hi):
+    raise ValueError(f"generator.{name}={value}: must be in [{lo}, "
+                     f"{'inf' if hi is None else hi}]")
+  return int(value)
+
+
+def _range(config, name, lo, hi):
+  value = config[name]
+  try:
+    a, b = value
+    ok = all(isinstance(v, numbers.Real) and not isinstance(v, bool)
+             for v in (a, b))
+  except (TypeError, ValueError):
+    ok = False
+  if not ok or not lo <= a <= b <= hi:
+    raise ValueError(f"generator.{name}={value!r}: want (low, high) with "
+                     f"{lo} <= low <= high <= {hi}")
+  return a, b
+
+
+def _positive(config, name, allow_zero=False):
+  value = config[name]
+  if (isinstance(value, bool) or not isinstance(value, numbers.Real) or
+      not np.isfinite(value) or value < 0 or (value == 0 and not allow_zero)):
+    raise ValueError(f"generator.{name}={value!r}: must be a finite number "
+                     f"{'>= 0' if allow_zero else '> 0'}")
+
+
+def check_config(config=None) -> ml_collections.ConfigDict:
+  """A complete generator config: `get_config()` updated with `config`.
+
+  Checks every field before any audio is made. `config` (a ConfigDict or a
+  dict of overrides) is not modified, locked or not.
+
+  Raises:
+    ValueError naming an unknown (e.g. misspelt) field or a value outside
+    its range.
+  """
+  base = get_config()
+  if config is not None:
+    overrides = dict(config)
+    unknown = sorted(set(overrides) - set(base.keys()))
+    if unknown:
+      raise ValueError(f"generator: unknown field(s) {unknown}; known: "
+                       f"{sorted(base.keys())}")
+    base.update(overrides)
+  c = base
+  _int(c, "seed", 0)
+  _int(c, "train_speakers_per_dialect", 1)
+  _int(c, "test_speakers_per_dialect", 1)
+  pool, _, num_sx = load_sentences()
+  _int(c, "sx_per_speaker", 0, num_sx)
+  _int(c, "si_per_speaker", 0, len(pool) - num_sx)
+  _range(c, "rate_range", 80, 450)  # espeak's words per minute
+  pitch = _range(c, "pitch_range", 0, 100)
+  _range(c, "pitch_spread_range", 0, 100)
+  _positive(c, "gain")
+  _positive(c, "dither_std", allow_zero=True)
+  _range(c, "edge_silence_ms", 0, 10_000)
+  _positive(c, "epi_max_ms", allow_zero=True)
+  _int(c, "num_workers", 1)
+  # Every speaker of an accent needs its own (variant, pitch) at a given rate.
+  voices = _VARIANTS_PER_ACCENT * (int(pitch[1]) - int(np.ceil(pitch[0])) + 1)
+  speakers = c.train_speakers_per_dialect + c.test_speakers_per_dialect
+  if speakers > voices:
+    raise ValueError(f"generator: {speakers} speakers per dialect region but "
+                     f"only {voices} distinct voices (variants x pitches in "
+                     f"pitch_range={tuple(c.pitch_range)}); widen pitch_range "
+                     "or use fewer speakers")
+  return c
+
+
+def generator_settings(config=None, seed=None) -> dict:
+  """What a corpus's bytes depend on, as JSON: the checked config (less
+  num_workers) with the seed actually used."""
+  c = check_config(config)
+  settings = provenance.to_jsonable(c)
+  for name in _NOT_IN_SETTINGS:
+    settings.pop(name, None)
+  if seed is not None:
+    if isinstance(seed, (bool, np.bool_)) or not isinstance(
+        seed, numbers.Integral) or seed < 0:
+      raise ValueError(f"corpus seed={seed!r}: must be an integer >= 0")
+    settings["seed"] = int(seed)
+  return settings
+
+
+def same_settings(saved: dict, settings: dict) -> list:
+  """Differences between a saved generator_config.json and `settings`."""
+  saved = {k: v for k, v in saved.items() if k not in _NOT_IN_SETTINGS}
+  return provenance.differences(saved, settings)
 
 
 def load_sentences():
@@ -458,10 +571,17 @@ def _worker(args):
 def make_timit_corpus(out_dir, config=None, seed=None):
   """Writes a TIMIT-layout corpus spoken by espeak-ng into `out_dir`.
 
+  Writes `generation_in_progress.json` first and, when everything is
+  written, `generator_config.json` (the settings) and removes the former:
+  a killed run leaves a corpus the reader refuses. For a directory that
+  appears only when complete, use `prepare.generate_corpus`.
+
   Args:
-    out_dir: directory to create (must not hold a TRAIN or TEST directory).
-    config: a ConfigDict like `get_config()` (or a dict of overrides of it).
-    seed: overrides `config.seed`. Same config and seed, same bytes.
+    out_dir: directory to create (must not hold a TRAIN or TEST directory or
+      the markers).
+    config: a ConfigDict like `get_config()` (or a dict of overrides of it);
+      checked first (`check_config`), never modified.
+    seed: overrides `config.seed` (>= 0). Same config and seed, same bytes.
 
   Returns:
     Summary dict: {split: {"speakers": int, "utterances": int (non-SA),
@@ -469,18 +589,20 @@ def make_timit_corpus(out_dir, config=None, seed=None):
     int}}}.
 
   Raises:
-    CorpusError if a split would miss one of the 48 training classes.
+    ValueError for a bad config field (before any work); CorpusError if
+    out_dir already holds a corpus, or a split would miss one of the 48
+    training classes.
   """
-  base = get_config()
-  if config is not None:
-    base.update(dict(config))
-  config = base
-  seed = config.seed if seed is None else int(seed)
-  for split in ("TRAIN", "TEST"):
-    if os.path.exists(os.path.join(out_dir, split)):
-      raise CorpusError(f"{os.path.join(out_dir, split)}: already exists; "
+  settings = generator_settings(config, seed)
+  config = check_config(config)
+  seed = settings["seed"]
+  for name in ("TRAIN", "TEST", GENERATOR_CONFIG, IN_PROGRESS):
+    if os.path.exists(os.path.join(out_dir, name)):
+      raise CorpusError(f"{os.path.join(out_dir, name)}: already exists; "
                         "refusing to mix two corpora")
   plan = plan_speakers(config, seed)
+  os.makedirs(out_dir, exist_ok=True)
+  provenance.write_json_atomic(os.path.join(out_dir, IN_PROGRESS), settings)
   jobs = [(out_dir, s, config, seed) for s in plan]
   if config.num_workers > 1:
     # One process per worker: espeak-ng's global state is not thread safe, and
@@ -510,4 +632,7 @@ def make_timit_corpus(out_dir, config=None, seed=None):
         utterances=sum(len(s["sentences"]) - len(SA_SENTENCES)
                        for s in speakers),
         phones=sum(counts.values()), class_counts=counts)
+  provenance.write_json_atomic(os.path.join(out_dir, GENERATOR_CONFIG),
+                               settings)
+  os.remove(os.path.join(out_dir, IN_PROGRESS))
   return summary
