@@ -4,3 +4,12 @@ from recon_jax.models.phone_cnn import Layer
 from recon_jax.models.phone_cnn import network_layers
 from recon_jax.models.phone_cnn import phone_cnn_from_config
 from recon_jax.models.phone_cnn import PhoneCNN
+from recon_jax.models.cnn12 import CNN12
+from recon_jax.models.cnn12 import CNN12Trace
+from recon_jax.models.cnn12 import ConvBlock
+from recon_jax.models.cnn12 import MIN_INPUT_LENGTH as CNN12_MIN_INPUT_LENGTH
+from recon_jax.models.heads import ClassifierHead
+from recon_jax.models.heads import l2_normalize
+from recon_jax.models.heads import ProjectionHead
+from recon_jax.models.torch_interop import cnn12_params_from_torch
+from recon_jax.models.torch_interop import cnn12_params_to_torch
