@@ -9,3 +9,6 @@ from recon_jax.train.loop import restore_latest
 from recon_jax.train.loop import shard_batch
 from recon_jax.train.loop import TrainingDivergedError
 from recon_jax.train.loop import TrainState
+from recon_jax.train.losses import nt_xent_loss
+from recon_jax.train.losses import sigmoid_binary_cross_entropy
+from recon_jax.train.losses import softmax_cross_entropy
