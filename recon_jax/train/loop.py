@@ -13,9 +13,18 @@ uninterrupted run on the same device count.
 Multi-host: every host computes the same global batch indices, keeps its
 own slice of rows, and the global array is assembled with
 `jax.make_array_from_process_local_data`; only process 0 writes metrics.
+
+Work directory: workdir/checkpoints (orbax; the newest `keep_checkpoints`
+plus every multiple of `keep_period`), workdir/made_by.json (the run
+record, compared before anything is restored), metrics.jsonl and a
+TensorBoard event file. `list_checkpoint_steps` and `restore_params_at`
+read the kept series back, e.g. to follow the features through training.
 """
-import dataclasses
+import errno
+import numbers
 import os
+import re
+import tempfile
 import time
 from typing import Any, Callable, Sequence
 
@@ -26,15 +35,27 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 import orbax.checkpoint as ocp
+import tqdm
 
+from recon_jax import provenance
 from recon_jax.train import metric_writers
 
 DATA_AXIS = "data"
+CHECKPOINTS = "checkpoints"  # the subfolder of a workdir holding them
 
 
 def _not_orbax_chatter(record) -> bool:
-  """Orbax logs every save step by step at INFO; keep its warnings only."""
-  return record.levelno > 20 or "/orbax/" not in record.pathname  # 20: INFO
+  """Orbax logs every save at INFO; keep its warnings and errors only.
+
+  Its errors keep their one-line message but lose the traceback of its
+  background threads: a failed save reaches the caller as one error (see
+  CheckpointWriteError) instead of pages of asyncio frames.
+  """
+  if "/orbax/" not in record.pathname:
+    return True
+  if record.levelno >= 40:  # ERROR
+    record.exc_info, record.exc_text = None, None
+  return record.levelno > 20  # 20: INFO
 
 
 logging.get_absl_logger().addFilter(_not_orbax_chatter)
@@ -42,6 +63,55 @@ logging.get_absl_logger().addFilter(_not_orbax_chatter)
 
 class TrainingDivergedError(FloatingPointError):
   """The loss or gradient became NaN/Inf; the last good checkpoint is kept."""
+
+
+class WorkdirWriteError(OSError):
+  """The work directory cannot be written (disk full, read-only, no access)."""
+
+
+class CheckpointWriteError(WorkdirWriteError):
+  """A checkpoint could not be written; the last good one is kept."""
+
+
+_WRITE_FAILURES = {
+    errno.ENOSPC: "disk full",
+    errno.EDQUOT: "disk quota exceeded",
+    errno.EROFS: "read-only file system",
+    errno.EACCES: "permission denied (read-only directory?)",
+    errno.EPERM: "operation not permitted (read-only directory?)",
+}
+
+
+def _os_error_code(e: BaseException) -> int | None:
+  """The errno of an OSError, or of TensorStore's ValueError, else None.
+
+  Orbax writes arrays through TensorStore, which reports a full disk as
+  ValueError("RESOURCE_EXHAUSTED: ... [os_error_code='28']").
+  """
+  if isinstance(e, OSError):
+    return e.errno
+  if isinstance(e, ValueError):
+    match = re.search(r"os_error_code='?(\d+)", str(e))
+    if match:
+      return int(match.group(1))
+  return None
+
+
+def _write_failure(e: BaseException) -> str | None:
+  """'disk full (...)' for an OSError-like failure `e`, None for others."""
+  code = _os_error_code(e)
+  if code is None and not isinstance(e, OSError):
+    return None
+  reason = _WRITE_FAILURES.get(code) or (os.strerror(code) if code else
+                                         "write failed")
+  detail = getattr(e, "strerror", None) or str(e).splitlines()[0][:200]
+  return f"{reason} ({detail})"
+
+
+def _last_good(directory: str) -> str:
+  steps = ocp.utils.checkpoint_steps(directory)
+  return (f"last good checkpoint: step {max(steps)} kept" if steps else
+          "no checkpoint was written before")
 
 
 @flax.struct.dataclass
@@ -80,11 +150,31 @@ def shard_batch(batch: dict, mesh: jax.sharding.Mesh) -> dict:
   return jax.tree.map(put, batch)
 
 
-def checkpoint_manager(directory: str, keep: int) -> ocp.CheckpointManager:
-  """Orbax manager: atomic saves (temp dir, then rename), last `keep` kept."""
+def checkpoint_manager(directory: str, keep: int,
+                       keep_period: int | None = None, *,
+                       clean_up_unfinished: bool = False
+                       ) -> ocp.CheckpointManager:
+  """Orbax manager: atomic saves (temp dir, then rename).
+
+  Args:
+    directory: the checkpoints folder (workdir/checkpoints for `fit`).
+    keep: the newest `keep` checkpoints are kept, older ones pruned...
+    keep_period: ...except those at multiples of `keep_period` (None: no
+      such series), which are never pruned.
+    clean_up_unfinished: delete the temporary folders of saves that never
+      finished (a kill or a full disk). Only for the process that trains:
+      a reader would delete a running save's folder.
+  """
+  ckpt = ocp.checkpoint_managers
+  policy = ckpt.LatestN(keep)
+  if keep_period is not None:
+    policy = ckpt.AnyPreservationPolicy(
+        [policy, ckpt.EveryNSteps(keep_period)])
   return ocp.CheckpointManager(
       os.path.abspath(directory),
-      options=ocp.CheckpointManagerOptions(max_to_keep=keep, create=True))
+      options=ocp.CheckpointManagerOptions(
+          preservation_policy=policy, create=True,
+          cleanup_tmp_directories=clean_up_unfinished))
 
 
 def restore_latest(manager: ocp.CheckpointManager, target):
@@ -103,19 +193,87 @@ def restore_latest(manager: ocp.CheckpointManager, target):
                      f"this model/optimiser: {e}") from e
 
 
-class _Progress:
-  """Steps/s and ETA in the log lines of long runs."""
+def list_checkpoint_steps(workdir: str) -> list[int]:
+  """The steps of the finished checkpoints in workdir/checkpoints, sorted.
 
-  def __init__(self, first_step, num_steps):
-    self.first, self.num_steps = first_step, num_steps
-    self.t0 = time.time()
+  Raises:
+    FileNotFoundError: workdir has no checkpoints folder.
+  """
+  directory = os.path.join(provenance.check_workdir(workdir, "workdir"),
+                           CHECKPOINTS)
+  if not os.path.isdir(directory):
+    raise FileNotFoundError(f"no checkpoints in {workdir} (missing "
+                            f"{directory}); train with fit(workdir=...) first")
+  return sorted(ocp.utils.checkpoint_steps(directory))
 
-  def line(self, step):
-    elapsed = time.time() - self.t0
-    rate = (step - self.first) / max(elapsed, 1e-9)
-    eta = (self.num_steps - step) / rate if rate > 0 else float("nan")
-    return (f"step {step}/{self.num_steps} ({100 * step / self.num_steps:.0f}%)"
-            f", {rate:.2f} steps/s, ETA {eta:.0f}s")
+
+def _dtype(x) -> np.dtype:
+  return np.dtype(x.dtype) if hasattr(x, "dtype") else np.asarray(x).dtype
+
+
+def _leaves_by_path(tree) -> dict[str, Any]:
+  leaves = jax.tree_util.tree_flatten_with_path(tree)[0]
+  return {jax.tree_util.keystr(path): leaf for path, leaf in leaves}
+
+
+def restore_params_at(workdir: str, step: int, target=None):
+  """The parameters `fit` saved at `step`, as host NumPy arrays.
+
+  Read on any device count (no shardings are restored), so a series kept
+  with `keep_period` on a TPU pod can be analysed on one CPU.
+
+  Args:
+    workdir: the `workdir` given to `fit`.
+    step: one of `list_checkpoint_steps(workdir)`.
+    target: optional pytree of arrays or jax.ShapeDtypeStructs, e.g.
+      `model.init(...)["params"]`; the result has its structure, and every
+      leaf's path, shape and dtype must match the checkpoint's.
+
+  Raises:
+    FileNotFoundError: no checkpoint at `step` (the kept steps are named).
+    ValueError: `target` differs from the saved parameters (the differing
+      leaves are named).
+  """
+  steps = list_checkpoint_steps(workdir)
+  if step not in steps:
+    raise FileNotFoundError(f"no checkpoint at step {step} in {workdir}/"
+                            f"{CHECKPOINTS}; kept steps: {steps}")
+  directory = os.path.join(os.path.abspath(workdir), CHECKPOINTS)
+  with ocp.CheckpointManager(
+      directory, item_handlers=ocp.PyTreeCheckpointHandler(),
+      options=ocp.CheckpointManagerOptions(create=False)) as manager:
+    saved = manager.item_metadata(step)
+    if saved is None or "params" not in saved:
+      raise ValueError(f"{directory}/{step} is not a checkpoint written by "
+                       "recon_jax.train.fit (no 'params')")
+    saved = jax.tree.map(lambda m: jax.ShapeDtypeStruct(m.shape, m.dtype),
+                         saved["params"])
+    if target is not None:
+      want, have = _leaves_by_path(target), _leaves_by_path(saved)
+      diffs = [f"{k}: not in the checkpoint" for k in want if k not in have]
+      diffs += [f"{k}: in the checkpoint, not in target" for k in have
+                if k not in want]
+      diffs += [f"{k}: saved {have[k].shape} {have[k].dtype}, target "
+                f"{np.shape(v)} {_dtype(v)}" for k, v in want.items()
+                if k in have and (tuple(np.shape(v)) != have[k].shape or
+                                  _dtype(v) != have[k].dtype)]
+      if diffs:
+        raise ValueError(f"the parameters in {directory}/{step} differ from "
+                         "target: " + "; ".join(diffs[:8]) +
+                         (f"; and {len(diffs) - 8} more" if len(diffs) > 8
+                          else ""))
+    as_numpy = jax.tree.map(
+        lambda _: ocp.RestoreArgs(restore_type=np.ndarray), saved)
+    params = manager.restore(step, args=ocp.args.PyTreeRestore(
+        item={"params": saved}, restore_args={"params": as_numpy},
+        partial_restore=True))["params"]
+  if target is None:
+    return params
+  by_path = _leaves_by_path(params)
+  paths = [jax.tree_util.keystr(p) for p, _ in
+           jax.tree_util.tree_flatten_with_path(target)[0]]
+  return jax.tree.unflatten(jax.tree.structure(target),
+                            [by_path[p] for p in paths])
 
 
 def _epoch_and_offset(epoch_batches, step):
@@ -167,6 +325,27 @@ def init_train_state(init_fn, optimizer, key, mesh) -> TrainState:
   return jax.jit(init_state, out_shardings=replicated)(key)
 
 
+def _check_int(name: str, value, minimum: int, meaning: str) -> int:
+  if isinstance(value, (bool, np.bool_)) or not isinstance(
+      value, numbers.Integral):
+    raise ValueError(f"{name} must be an integer >= {minimum} ({meaning}), "
+                     f"got {value!r}")
+  if value < minimum:
+    raise ValueError(f"{name}={value} must be >= {minimum} ({meaning})")
+  return int(value)
+
+
+def _check_writable(workdir: str):
+  """Creates workdir if needed and writes a scratch file there, or raises."""
+  try:
+    os.makedirs(workdir, exist_ok=True)
+    with tempfile.TemporaryFile(dir=workdir):
+      pass
+  except OSError as e:
+    raise WorkdirWriteError(
+        f"cannot write to workdir {workdir}: {_write_failure(e)}") from None
+
+
 def fit(*,
         workdir: str,
         init_fn: Callable[[jax.Array], Any],
@@ -177,39 +356,103 @@ def fit(*,
         seed: int,
         checkpoint_every: int = 500,
         keep_checkpoints: int = 3,
+        keep_period: int | None = None,
         log_every: int = 50,
         eval_fn: Callable[[Any, int], dict] | None = None,
         eval_every: int = 0,
-        mesh: jax.sharding.Mesh | None = None) -> TrainState:
+        mesh: jax.sharding.Mesh | None = None,
+        record: dict | None = None) -> TrainState:
   """Trains `init_fn`'s parameters on `loss_fn`, checkpointed and resumable.
 
+  Every argument is checked before any work; a resumed run first compares
+  `record` with the one its checkpoints were made by.
+
   Args:
-    workdir: checkpoints go to workdir/checkpoints, metrics to workdir (a
-      TensorBoard event file and metrics.jsonl).
+    workdir: a local (or mounted) folder, not a URL. Checkpoints go to
+      workdir/checkpoints, metrics to workdir (a TensorBoard event file and
+      metrics.jsonl), `record` to workdir/made_by.json.
     init_fn: key -> initial params.
     loss_fn: (params, batch, key) -> (scalar loss, dict of scalar metrics),
       traced under jit with the batch sharded over the 'data' axis.
     optimizer: optax transformation.
     epoch_batches: epoch -> sequence of host-global batches (dicts of
       arrays, first axis the global batch), deterministic in the epoch.
-    num_steps: total optimiser steps; a finished run returns at once.
+    num_steps: total optimiser steps, >= 1; a finished run returns at once.
     seed: the run's seed (init and per-step loss keys).
-    checkpoint_every: steps between checkpoints (and one at the end).
+    checkpoint_every: steps between checkpoints (and one at the end), >= 1.
+    keep_checkpoints: the newest checkpoints kept, >= 1.
+    keep_period: if set, a checkpoint is also saved at every multiple of it
+      and never pruned: the series `restore_params_at` reads back.
+    log_every: steps between metric rows and log lines, >= 1.
     eval_fn: (params, step) -> dict of scalars, run every `eval_every`
-      steps and at the end, logged with an 'eval/' prefix.
+      steps (0: only at the end) and at the end, logged with an 'eval/'
+      prefix.
+    mesh: the 1-D data mesh (default: every device).
+    record: what makes this run (data fingerprint, config...), JSON-able.
+      Saved to workdir/made_by.json by the first run; a later run with
+      another record stops with a ProvenanceError naming the differing
+      fields, before anything is restored or written.
 
   Returns:
     The final TrainState.
 
   Raises:
+    ValueError: an argument out of range, a workdir URL, or a checkpoint
+      beyond num_steps.
+    provenance.ProvenanceError: workdir was made by another record, or holds
+      checkpoints without one while `record` is given.
     TrainingDivergedError: on a NaN/Inf loss or gradient; no checkpoint is
       written after the last finite step.
+    CheckpointWriteError / WorkdirWriteError: the disk is full or the
+      workdir read-only; the last good checkpoint stays restorable.
   """
+  workdir = provenance.check_workdir(workdir, "workdir")
+  num_steps = _check_int(
+      "num_steps", num_steps, 1, "fewer would train nothing and save the "
+      "random network as trained")
+  _check_int("seed", seed, -2**63, "the run's seed")
+  checkpoint_every = _check_int("checkpoint_every", checkpoint_every, 1,
+                                "steps between checkpoints")
+  keep_checkpoints = _check_int(
+      "keep_checkpoints", keep_checkpoints, 1,
+      "the newest checkpoints kept; a run resumes from the last one")
+  if keep_period is not None:
+    keep_period = _check_int("keep_period", keep_period, 1,
+                             "steps between never-pruned checkpoints, or None")
+  log_every = _check_int("log_every", log_every, 1,
+                         "steps between log lines")
+  eval_every = _check_int("eval_every", eval_every, 0,
+                          "steps between evaluations, 0: at the end only")
+  if eval_every and eval_fn is None:
+    raise ValueError(f"eval_every={eval_every} but no eval_fn was given")
+  if record is not None and not isinstance(record, dict):
+    raise ValueError(f"record must be a dict, got {type(record).__name__}")
+
+  ckpt_dir = os.path.join(workdir, CHECKPOINTS)
+  saved_steps = (sorted(ocp.utils.checkpoint_steps(ckpt_dir))
+                 if os.path.isdir(ckpt_dir) else [])
+  if record is not None:
+    record_path = os.path.join(workdir, "made_by.json")
+    what = f"the checkpoints in {workdir}"
+    if saved_steps and not os.path.exists(record_path):
+      raise provenance.ProvenanceError(
+          f"{what} have no record of what made them (no {record_path}); "
+          "use a new workdir or delete it")
+    provenance.check_record(record_path, record, what)
+  if saved_steps and saved_steps[-1] > num_steps:
+    raise ValueError(
+        f"{ckpt_dir} holds a checkpoint at step {saved_steps[-1]}, beyond "
+        f"num_steps={num_steps}; use a new workdir or num_steps >= "
+        f"{saved_steps[-1]}")
+  _check_writable(workdir)
+  if record is not None:
+    provenance.check_or_write_record(record_path, record, what)
+
   mesh = make_mesh() if mesh is None else mesh
   init_key, loop_key = jax.random.split(jax.random.key(seed))
   state = init_train_state(init_fn, optimizer, init_key, mesh)
-  manager = checkpoint_manager(os.path.join(workdir, "checkpoints"),
-                               keep_checkpoints)
+  manager = checkpoint_manager(ckpt_dir, keep_checkpoints, keep_period,
+                               clean_up_unfinished=True)
   restored = restore_latest(manager, state)
   if restored is not None:
     state = restored
@@ -218,18 +461,57 @@ def fit(*,
 
   train_step = make_train_step(loss_fn, optimizer, loop_key, mesh)
 
-  writer = metric_writers.MetricWriter(workdir, enabled=jax.process_index() == 0)
+  is_chief = jax.process_index() == 0
+  writer = metric_writers.MetricWriter(workdir, enabled=is_chief)
   step = int(state.step)
-  progress = _Progress(step, num_steps)
+  first_step, t0 = step, time.monotonic()
+  bar = tqdm.tqdm(total=num_steps, initial=step, unit="step",
+                  desc=os.path.basename(workdir), disable=not is_chief,
+                  dynamic_ncols=True, mininterval=1.0)
   epoch, offset = (_epoch_and_offset(epoch_batches, step)
                    if step < num_steps else (0, 0))
   all_finite = jnp.array(True)
   last_checked = step
   pending = []  # device metrics since the last log line
+  pending_save = None  # the step of a save still writing in the background
+
+  def finish_save():
+    """Waits for the background save; a full disk becomes one error."""
+    nonlocal pending_save
+    save_step, pending_save = pending_save, None
+    try:
+      manager.wait_until_finished()
+    except Exception as e:  # pylint: disable=broad-except
+      if save_step is None or (reason := _write_failure(e)) is None:
+        raise
+      raise CheckpointWriteError(
+          f"could not write checkpoint step {save_step} to {ckpt_dir}: "
+          f"{reason}; {_last_good(ckpt_dir)}") from None
+
+  def save(save_step):
+    nonlocal pending_save
+    finish_save()
+    try:
+      manager.save(save_step, args=ocp.args.StandardSave(state))
+    except Exception as e:  # pylint: disable=broad-except
+      if (reason := _write_failure(e)) is None:
+        raise
+      raise CheckpointWriteError(
+          f"could not write checkpoint step {save_step} to {ckpt_dir}: "
+          f"{reason}; {_last_good(ckpt_dir)}") from None
+    pending_save = save_step
+
+  def write_metrics(at_step, scalars):
+    try:
+      writer.write_scalars(at_step, scalars)
+    except OSError as e:
+      raise WorkdirWriteError(
+          f"could not write metrics at step {at_step} to {workdir}: "
+          f"{_write_failure(e)}; {_last_good(ckpt_dir)}") from None
 
   def check_finite_or_raise(upto_step):
     if not bool(all_finite):
-      manager.wait_until_finished()
+      finish_save()
       raise TrainingDivergedError(
           f"loss or gradient became NaN/Inf between steps {last_checked} and "
           f"{upto_step}; last good checkpoint: step {manager.latest_step()} "
@@ -246,23 +528,39 @@ def fit(*,
         all_finite = all_finite & finite
         pending.append(metrics)
         step += 1
+        bar.update(1)
         is_last = step == num_steps
         if step % log_every == 0 or is_last:
           check_finite_or_raise(step)
           last_checked = step
           mean = jax.tree.map(lambda *v: np.mean(np.asarray(v)), *pending)
           pending = []
-          writer.write_scalars(step, {"train/" + k: v for k, v in mean.items()})
-          logging.info("%s", progress.line(step))
+          write_metrics(step, {"train/" + k: v for k, v in mean.items()})
+          rate = (step - first_step) / max(time.monotonic() - t0, 1e-9)
+          logging.info("step %d/%d (%.0f%%), %.2f steps/s, ETA %s", step,
+                       num_steps, 100 * step / num_steps, rate,
+                       tqdm.tqdm.format_interval((num_steps - step) / rate))
+          bar.set_postfix(loss=f"{float(mean['loss']):.4g}", refresh=False)
         if eval_fn is not None and ((eval_every and step % eval_every == 0)
                                     or is_last):
-          writer.write_scalars(step, {"eval/" + k: v for k, v in
-                                      eval_fn(state.params, step).items()})
-        if step % checkpoint_every == 0 or is_last:
+          write_metrics(step, {"eval/" + k: v for k, v in
+                               eval_fn(state.params, step).items()})
+        if (step % checkpoint_every == 0 or is_last or
+            (keep_period and step % keep_period == 0)):
           check_finite_or_raise(step)
-          manager.save(step, args=ocp.args.StandardSave(state))
+          save(step)
       epoch, offset = epoch + 1, 0
+    finish_save()
   finally:
-    manager.wait_until_finished()
-    writer.close()
+    bar.close()
+    try:  # a no-op after finish_save(); else an error is already raised
+      manager.close()
+    except Exception as e:  # pylint: disable=broad-except
+      logging.error("while stopping on an error, a checkpoint save also "
+                    "failed: %s", str(e).splitlines()[0][:300])
+    try:
+      writer.close()
+    except OSError as e:
+      logging.error("could not close the metric files in %s: %s", workdir,
+                    _write_failure(e))
   return state

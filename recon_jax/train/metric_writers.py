@@ -1,101 +1,51 @@
 """Metric writers: plain log lines, a JSON-lines file and TensorBoard events.
 
-The TensorBoard writer encodes the event protocol by hand (TFRecord framing
-with masked CRC-32C, `Event{wall_time, step, summary{value{tag,
-simple_value}}}`), so logging needs neither TensorFlow nor tensorboard.
+TensorBoard event files are written by `tensorboardX.SummaryWriter`; the
+same scalars go to `metrics.jsonl` (one JSON object per call) and to an absl
+log line, which is what TPU users read.
 """
 import json
+import math
+import numbers
 import os
-import socket
-import struct
-import time
+import uuid
 
 from absl import logging
 import numpy as np
 
 
-def _make_crc32c_table():
-  table = []
-  for i in range(256):
-    crc = i
-    for _ in range(8):
-      crc = (crc >> 1) ^ (0x82F63B78 if crc & 1 else 0)
-    table.append(crc)
-  return table
+def _check_step(step) -> int:
+  if isinstance(step, (bool, np.bool_)) or not isinstance(
+      step, numbers.Integral):
+    raise ValueError(f"metric step must be an integer, got {step!r}")
+  if step < 0:
+    raise ValueError(f"metric step must be >= 0, got {step}")
+  return int(step)
 
 
-_CRC32C_TABLE = _make_crc32c_table()
-
-
-def crc32c(data: bytes) -> int:
-  """CRC-32C (Castagnoli), as TFRecord uses."""
-  crc = 0xFFFFFFFF
-  for byte in data:
-    crc = _CRC32C_TABLE[(crc ^ byte) & 0xFF] ^ (crc >> 8)
-  return crc ^ 0xFFFFFFFF
-
-
-def masked_crc32c(data: bytes) -> int:
-  crc = crc32c(data)
-  return (((crc >> 15) | (crc << 17)) + 0xA282EAD8) & 0xFFFFFFFF
-
-
-def _varint(n: int) -> bytes:
-  out = bytearray()
-  while True:
-    bits = n & 0x7F
-    n >>= 7
-    if n:
-      out.append(bits | 0x80)
-    else:
-      out.append(bits)
-      return bytes(out)
-
-
-def _field(number: int, wire_type: int, payload: bytes) -> bytes:
-  return _varint((number << 3) | wire_type) + payload
-
-
-def _length_delimited(number: int, payload: bytes) -> bytes:
-  return _field(number, 2, _varint(len(payload)) + payload)
-
-
-def encode_scalar_event(step: int, tag: str, value: float,
-                        wall_time: float) -> bytes:
-  """Serialised tensorflow.Event holding one scalar summary."""
-  summary_value = (_length_delimited(1, tag.encode("utf-8")) +
-                   _field(2, 5, struct.pack("<f", float(value))))
-  summary = _length_delimited(1, summary_value)
-  return (_field(1, 1, struct.pack("<d", wall_time)) +
-          _field(2, 0, _varint(int(step))) + _length_delimited(5, summary))
-
-
-def encode_file_version_event(wall_time: float) -> bytes:
-  return (_field(1, 1, struct.pack("<d", wall_time)) +
-          _length_delimited(3, b"brain.Event:2"))
-
-
-def tfrecord(data: bytes) -> bytes:
-  header = struct.pack("<Q", len(data))
-  return (header + struct.pack("<I", masked_crc32c(header)) + data +
-          struct.pack("<I", masked_crc32c(data)))
-
-
-def read_tfrecords(path: str) -> list[bytes]:
-  """Reads back a TFRecord file, checking every CRC (used by tests)."""
-  records = []
-  with open(path, "rb") as f:
-    while header := f.read(8):
-      (length,) = struct.unpack("<Q", header)
-      (hcrc,) = struct.unpack("<I", f.read(4))
-      if hcrc != masked_crc32c(header):
-        raise ValueError(f"{path}: corrupt record header")
-      data = f.read(length)
-      (dcrc,) = struct.unpack("<I", f.read(4))
-      if dcrc != masked_crc32c(data):
-        raise ValueError(f"{path}: corrupt record data")
-      records.append(data)
-  return records
+def _check_scalars(step: int, scalars: dict) -> dict[str, float]:
+  """Plain floats from `scalars`; a missing, non-scalar or NaN/Inf value is named."""
+  out = {}
+  for tag, value in scalars.items():
+    if not isinstance(tag, str) or not tag:
+      raise ValueError(f"metric name must be a non-empty string, got {tag!r}")
+    if value is None:
+      raise ValueError(f"metric {tag!r} at step {step} has no value (None)")
+    try:
+      array = np.asarray(value, dtype=np.float64)
+    except (TypeError, ValueError):
+      raise ValueError(f"metric {tag!r} at step {step} is not a number: "
+                       f"{value!r}") from None
+    if array.size != 1:
+      raise ValueError(f"metric {tag!r} at step {step} must be one scalar, "
+                       f"got shape {array.shape}")
+    number = float(array.reshape(()))
+    if not math.isfinite(number):
+      raise ValueError(f"metric {tag!r} at step {step} is {number} (not "
+                       "finite); metrics.jsonl and TensorBoard take finite "
+                       "numbers only")
+    out[tag] = number
+  return out
 
 
 class MetricWriter:
@@ -103,7 +53,9 @@ class MetricWriter:
 
   Files are appended to, so a run resumed from a checkpoint re-logs the
   steps between that checkpoint and the kill: readers keep the last row of
-  each step (as TensorBoard does, and as `read_jsonl_metrics` does).
+  each step (as TensorBoard does, and as `read_jsonl_metrics` does). Each
+  writer opens its own event file (a random suffix), so a run restarted
+  within the same second never truncates the previous one's events.
 
   Only process 0 of a multi-host job should write; pass `enabled=False`
   elsewhere.
@@ -111,45 +63,75 @@ class MetricWriter:
 
   def __init__(self, logdir: str, enabled: bool = True):
     self.enabled = enabled
-    self._events = None
+    self._summary = None
     self._jsonl = None
     if not enabled:
       return
     os.makedirs(logdir, exist_ok=True)
-    now = time.time()
-    name = f"events.out.tfevents.{int(now)}.{socket.gethostname()}"
-    self._events = open(os.path.join(logdir, name), "ab")
-    self._events.write(tfrecord(encode_file_version_event(now)))
-    self._jsonl = open(os.path.join(logdir, "metrics.jsonl"), "a")
+    path = os.path.join(logdir, "metrics.jsonl")
+    self._jsonl = open(path, "a")
+    if _ends_mid_line(path):  # a row torn by a kill: start a fresh line
+      self._jsonl.write("\n")
+    # Imported here: tensorboardX imports torch when it is installed, a cost
+    # only the writing process should pay.
+    import tensorboardX  # pylint: disable=g-import-not-at-top
+    self._summary = tensorboardX.SummaryWriter(
+        logdir, filename_suffix=f".{uuid.uuid4().hex[:12]}")
 
   def write_scalars(self, step: int, scalars: dict):
+    """Writes `scalars` ({name: number}) at `step` (an integer >= 0).
+
+    Raises:
+      ValueError: a negative or non-integer step, or a value that is None,
+        not one number, NaN or Inf (named with its step).
+    """
+    step = _check_step(step)
+    scalars = _check_scalars(step, scalars)
     if not self.enabled or not scalars:
       return
-    now = time.time()
-    scalars = {k: float(np.asarray(v)) for k, v in scalars.items()}
     for tag, value in scalars.items():
-      self._events.write(tfrecord(encode_scalar_event(step, tag, value, now)))
-    self._jsonl.write(json.dumps({"step": int(step), **scalars}) + "\n")
-    self._events.flush()
+      self._summary.add_scalar(tag, value, global_step=step)
+    self._jsonl.write(json.dumps({"step": step, **scalars}) + "\n")
     self._jsonl.flush()
+    self._summary.flush()
     logging.info("[%d] %s", step,
                  ", ".join(f"{k}={v:.6g}" for k, v in scalars.items()))
 
   def close(self):
-    for f in (self._events, self._jsonl):
-      if f is not None:
-        f.close()
+    if self._summary is not None:
+      self._summary.close()
+    if self._jsonl is not None:
+      self._jsonl.close()
+
+
+def _ends_mid_line(path: str) -> bool:
+  size = os.path.getsize(path)
+  if not size:
+    return False
+  with open(path, "rb") as f:
+    f.seek(size - 1)
+    return f.read(1) != b"\n"
 
 
 def read_jsonl_metrics(logdir: str) -> list[dict]:
+  """The rows of logdir/metrics.jsonl, by step, the newest row of each step.
+
+  A row torn by a kill mid-write is skipped with a warning: the resumed
+  run re-logged that step from its checkpoint.
+  """
   path = os.path.join(logdir, "metrics.jsonl")
   if not os.path.exists(path):
     return []
   rows = {}
   with open(path) as f:
-    for line in f:
+    for number, line in enumerate(f, 1):
       if line.strip():
-        row = json.loads(line)
+        try:
+          row = json.loads(line)
+        except json.JSONDecodeError:
+          logging.warning("%s:%d is a torn row (a kill mid-write); skipped",
+                          path, number)
+          continue
         # A resumed run re-logs steps; the newest row of a step wins, and
         # rows of one step with different keys (train vs eval) are kept.
         rows[(row["step"], tuple(sorted(row)))] = row
