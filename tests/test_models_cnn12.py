@@ -85,6 +85,12 @@ def test_parameter_counts_from_shapes_only(wm, count):
   assert sorted(p) == sorted([f"conv{i}" for i in range(1, 12)] + ["fc10"])
   assert p["conv1"]["kernel"].shape == (7, 1, 64 * wm)
   assert p["fc10"]["kernel"].shape == (2048 * wm, 512)
+  tr = jax.eval_shape(lambda v, x: model.apply(v, x, block=11), shapes,
+                      jax.ShapeDtypeStruct((2, 20000), jnp.float32))
+  assert [o.shape for o in tr.outputs] == [
+      (2, l, w * wm) for l, w in zip(cnn12_lib.block_output_lengths(20000),
+                                     cnn12_lib.WIDTHS)]
+  assert tr.pre_pool_lengths == (19994, 9991, 4991, 2491, 1241, 618, 307, 151)
 
 
 def test_receptive_field_is_2370():
