@@ -223,6 +223,9 @@ def test_generator_config_is_not_modified():
   assert corpus.check_config({"seed": 3}).seed == 3
   with pytest.raises(ValueError, match=r"unknown field\(s\) \['sed'\]"):
     corpus.check_config({"sed": 3})
+  with pytest.raises(ValueError, match=r"corpus seed=-2: must be an integer "
+                     ">= 0"):
+    data.make_timit_corpus("/nonexistent/x", config, seed=-2)
 
 
 def _make_corpus(args):
