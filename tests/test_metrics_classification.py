@@ -78,15 +78,17 @@ def test_undefined_classes_are_left_out_and_named(caplog):
       for k in keep_ap]), rtol=1e-12)
   np.testing.assert_allclose(m_auc, skm.roc_auc_score(
       targets[:, keep_auc], scores[:, keep_auc], average="macro"), rtol=1e-12)
-  assert "mAP: 1 of 7 classes left out (no positive example): [2]" in caplog.text
-  assert "mAUC: 2 of 7 classes left out" in caplog.text and "[2, 4]" in caplog.text
+  text = caplog.text
+  assert "mAP: 1 of 7 classes left out (no positive example): [2]" in text
+  assert "mAUC: 2 of 7 classes left out" in text and "[2, 4]" in text
   out = metrics.multilabel_metrics(targets, scores)
   assert out["num_classes_ap"] == 6 and out["num_classes_auc"] == 5
 
 
 def test_no_class_left_is_an_error():
   targets = np.zeros((5, 3), int)
-  with pytest.raises(ValueError, match="mAP is undefined for every one of the 3"):
+  with pytest.raises(ValueError,
+                     match="mAP is undefined for every one of the 3"):
     metrics.mean_average_precision(targets, np.ones((5, 3)))
   with pytest.raises(ValueError, match="mAUC is undefined"):
     metrics.mean_auc(np.ones((5, 3), int), np.ones((5, 3)))

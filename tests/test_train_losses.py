@@ -142,8 +142,8 @@ def test_non_positive_temperature_is_refused(tau):
     train.nt_xent_loss(Z1, Z2, tau)
 
 
-@pytest.mark.parametrize("a,b", [(Z1, Z2[:-1]), (Z1, Z2[:, :-1]), (Z1[0], Z2[0]),
-                                 (Z1[:0], Z2[:0])])
+@pytest.mark.parametrize("a,b", [(Z1, Z2[:-1]), (Z1, Z2[:, :-1]),
+                                 (Z1[0], Z2[0]), (Z1[:0], Z2[:0])])
 def test_mismatched_or_bad_shapes_are_refused(a, b):
   with pytest.raises(ValueError, match="nt_xent_loss"):
     train.nt_xent_loss(a, b, TAU)

@@ -34,8 +34,8 @@ def _check_multilabel(targets, scores):
       scores.dtype, np.complexfloating):
     raise ValueError(f"scores must be real numbers, got dtype {scores.dtype}")
   if not np.all(np.isfinite(scores)):
-    raise ValueError(f"scores hold {np.size(scores) - np.isfinite(scores).sum()}"
-                     " NaN/Inf value(s)")
+    bad = np.size(scores) - np.isfinite(scores).sum()
+    raise ValueError(f"scores hold {bad} NaN/Inf value(s)")
   if not np.all((targets == 0) | (targets == 1)):
     bad = np.unique(targets[(targets != 0) & (targets != 1)])[:5]
     raise ValueError(f"targets must be binary (0/1), got values such as "

@@ -134,9 +134,9 @@ def cnn12_params_to_torch(params: Mapping[str, Any]) -> dict[str, np.ndarray]:
   for n in names:
     entry = params[n]
     if not isinstance(entry, Mapping) or set(entry) != {"kernel", "bias"}:
+      got = sorted(entry) if isinstance(entry, Mapping) else repr(entry)
       raise ValueError(f"CNN12 params[{n!r}] must hold exactly 'kernel' and "
-                       f"'bias', got "
-                       f"{sorted(entry) if isinstance(entry, Mapping) else entry!r}")
+                       f"'bias', got {got}")
     arrays[n] = {k: _to_numpy(v, f"{n}/{k}") for k, v in entry.items()}
   # The widths are read from the kernels, then every shape is checked.
   widths = []

@@ -4,7 +4,8 @@ NT-Xent over a batch of N positive pairs (z1[i], z2[i]): the 2N rows
 e = [z1; z2] are anchors; anchor i's positive is its pair, its negatives the
 other 2N - 2 rows, and
 
-  l_i = -log( exp(sim(e_i, e_pos(i)) / tau) / sum_{k != i} exp(sim(e_i, e_k) / tau) )
+  l_i = -log(exp(sim(e_i, e_pos(i)) / tau)
+             / sum_{k != i} exp(sim(e_i, e_k) / tau))
 
 with sim the cosine similarity; the loss is the mean of l_i over the 2N
 anchors.
