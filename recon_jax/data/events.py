@@ -125,7 +125,8 @@ def check_config(config=None) -> ml_collections.ConfigDict:
   Raises:
     ValueError naming an unknown field or a value outside its range.
   """
-  c = get_config()
+  # Not type safe: a wrong type is reported below as a ValueError.
+  c = ml_collections.ConfigDict(get_config().to_dict(), type_safe=False)
   if config is not None:
     overrides = dict(config)
     unknown = sorted(set(overrides) - set(c.keys()))
