@@ -43,7 +43,9 @@ def plain_loop(root, percentile=95.0):
   cut = np.percentile([len(w) for w in raw["TRAIN"][0]], percentile)
   kept = {s: [w for w in r[0] if len(w) <= cut] for s, r in raw.items()}
   length = max(len(w) for ws in kept.values() for w in ws)
-  window_sum = scipy.signal.get_window("hann", 267).sum()
+  # MATLAB's symmetric hamming(267), the thesis's (and the package's) window.
+  window = scipy.signal.get_window("hamming", 267, fftbins=False)
+  window_sum = window.sum()
   out = {}
   for split, waves in kept.items():
     specs = []
@@ -51,7 +53,7 @@ def plain_loop(root, percentile=95.0):
       x = np.zeros(length, np.float32)
       x[:len(w)] = w / 32768.0
       _, _, z = scipy.signal.stft(x, nperseg=267, noverlap=122, nfft=400,
-                                  boundary=None, padded=False, window="hann")
+                                  boundary=None, padded=False, window=window)
       specs.append(np.abs(z) * window_sum)  # The thesis's (MATLAB) scaling.
     out[split] = np.stack(specs).astype(np.float32)
   out["mean"] = out["TRAIN"].mean(0)

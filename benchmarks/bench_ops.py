@@ -83,8 +83,9 @@ def np_blind_unpool(y, window, stride, length):
 
 def np_griffin_lim(mag, n_iter, momentum=0.99, seed=0):
   """Fast Griffin-Lim with scipy's STFT (the loop librosa.griffinlim runs)."""
-  warnings.filterwarnings("ignore", "NOLA condition failed")  # Hann zero
-  kw = dict(nperseg=WINDOW_LENGTH, noverlap=WINDOW_LENGTH - HOP, nfft=N_FFT)
+  warnings.filterwarnings("ignore", "NOLA condition failed")
+  kw = dict(nperseg=WINDOW_LENGTH, noverlap=WINDOW_LENGTH - HOP, nfft=N_FFT,
+            window=ops.stft_window())  # the thesis's symmetric Hamming
   rng = np.random.default_rng(seed)
   angles = np.exp(2j * np.pi * rng.random(mag.shape)).astype(np.complex64)
   prev = np.zeros_like(angles)
@@ -177,10 +178,11 @@ def griffin_lim_rows(n_iter, repeats):
   # librosa frames are n_fft long (the window centred in them) and unscaled:
   # the same 16 frames need 15 * hop + n_fft samples, and its own STFT
   # measures its convergence.
+  window = ops.stft_window()  # the thesis's symmetric Hamming, as ours
   kw = dict(hop_length=HOP, win_length=WINDOW_LENGTH, n_fft=N_FFT,
-            center=False, window="hann")
+            center=False, window=window)
   length_l = (mag.shape[-1] - 1) * HOP + N_FFT
-  mag_l = mag * ops.spectral.hann_window(WINDOW_LENGTH).sum()
+  mag_l = mag * window.sum()
   run_l = lambda: librosa.griffinlim(mag_l, n_iter=n_iter, momentum=0.99,
                                      init="random", random_state=0,
                                      length=length_l, **kw)

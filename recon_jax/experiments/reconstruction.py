@@ -155,8 +155,7 @@ def _reconstruct(method, layer, inputs, key, config, methods_config,
   return rec, summary
 
 
-def _measures(stim, reconstructions, diverged, mean_spectrogram, key,
-              gl_iters):
+def _measures(stim, reconstructions, diverged, data, key, gl_iters):
   """The three measures per example; NaN for diverged examples."""
   recon = np.asarray(reconstructions, np.float32)
   ok = ~diverged
@@ -166,7 +165,8 @@ def _measures(stim, reconstructions, diverged, mean_spectrogram, key,
     out["R"][ok] = np.asarray(metrics.euclidean_error(x, r))
     out["mxcorr2"][ok] = np.asarray(metrics.spectrogram_mxcorr(x, r))
     out["waveform_mxcorr"][ok] = np.asarray(metrics.waveform_mxcorr(
-        w, r, mean_spectrogram, key, gl_iters))
+        w, r, data.mean_spectrogram, key, gl_iters,
+        **data_lib.stft_settings(data)))
   return out
 
 
@@ -302,7 +302,7 @@ def run_reconstruction_experiment(config, workdir: str, data, classifier,
       for key, value in summary.items():
         if key in ("acceptance_rate", "distance_moved"):
           arrays[f"{name}_search_{key}"] = np.asarray(value, np.float32)
-      for measure, values in _measures(stimuli[name], rec, diverged, mean,
+      for measure, values in _measures(stimuli[name], rec, diverged, data,
                                        k_gl, config.griffin_lim_iters).items():
         arrays[f"{name}_{measure}"] = values
     _save_npz_atomically(path, **arrays)
@@ -335,7 +335,8 @@ def _baselines(config, workdir, data, stimuli, key):
   out = {
       "stft_round_trip_mxcorr_phones": float(np.mean(round_trip)),
       "waveform_mxcorr_threshold": metrics.waveform_mxcorr_threshold(
-          data.mean_spectrogram, waves, k2, config.griffin_lim_iters),
+          data.mean_spectrogram, waves, k2, config.griffin_lim_iters,
+          **data_lib.stft_settings(data)),
   }
   provenance.write_json_atomic(path, out)
   return out
@@ -414,5 +415,5 @@ def _sounds(config, data, stimuli, results) -> dict:
         sounds[f"{stim}_{j:02d}_{name}_{method}_L{layer}.wav"] = np.asarray(
             metrics.spectrogram_to_waveform(
                 rec, data.mean_spectrogram, key, config.griffin_lim_iters,
-                data.max_length))[0]
+                data.max_length, **data_lib.stft_settings(data)))[0]
   return sounds
