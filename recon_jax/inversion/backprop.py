@@ -13,6 +13,10 @@ step size; the oscillation then shrinks b until it falls under the cut-off).
 Each of the N x K runs (N examples, K random starts) has its own X, b and
 stopping point; a finished run stays frozen while the others go on. The
 K runs of an example are averaged into its reconstruction (thesis 6.7).
+
+Divergence: a run whose E (or gradient, or X) becomes NaN/Inf stops and is
+marked diverged; it is never reported converged and is left out of its
+example's average (objective.average_runs).
 """
 import dataclasses
 import functools
@@ -20,38 +24,51 @@ import functools
 import jax
 import jax.numpy as jnp
 
+from recon_jax.inversion import config as config_lib
 from recon_jax.inversion import loops
 from recon_jax.inversion import objective
 from recon_jax.models import phone_cnn
 
+STEP_SCALES = ("fixed", "curvature")
+
 
 @dataclasses.dataclass(frozen=True)
-class BackpropConfig:
+class BackpropConfig(config_lib.Settings):
   """Backpropagation to the input.
 
-  learning_rate: eta, the master step size. With step_scale 'fixed' it is
-    the step itself (the thesis's rule; its value of eta is lost in the
-    OCR). With 'curvature' (default) each run's eta is learning_rate / L,
-    L the largest eigenvalue of E's Gauss-Newton curvature J^T J + lambda at
-    the run's start (J the Jacobian of Y_n; power iteration), so that b = 1
-    starts at a stable step whatever the layer's or the data's scale and
-    the cut-off b < min_bold means the same thing for every layer.
-  step_scale: 'curvature' or 'fixed' (see learning_rate).
-  curvature_iters: power iterations for L.
-  weight_decay: lambda of the L2 term of E.
-  bold_increase, bold_decrease: the bold driver's factors (1.01, 0.9).
-  initial_bold: b at the start.
-  min_bold: converged when b falls below this (thesis: 0.005).
-  max_steps: cap on updates per run.
-  num_starts: K random starts averaged per example.
+  learning_rate: eta, the master step size (> 0). With step_scale 'fixed'
+    (default, the thesis's rule) each update is eta * b * dE/dX. The
+    thesis's value of eta is lost in the OCR ("n = 107"); the default 0.1
+    is what a network trained on the package's spectrograms needs: the
+    largest stable step 2 / L (L the top curvature of E, see
+    objective.curvature) of the trained phone CNNs measured over layers 1-12
+    lies between about 0.03 and 3, so with eta = 0.1 the bold driver finds
+    a stable step at every layer within its range (b from 1 falls by 0.9 per
+    rise, grows by 1.01 per fall) before the cut-off b < 0.005 stops it.
+    With 'curvature' each run's eta is learning_rate / L, L the largest
+    eigenvalue of E's Gauss-Newton curvature J^T J + lambda at the run's
+    start (J the Jacobian of Y_n; power iteration), so that b = 1 starts at
+    a stable step whatever the layer's or the data's scale (not the thesis's
+    rule: an option).
+  step_scale: 'fixed' (default) or 'curvature' (see learning_rate).
+  curvature_iters: power iterations for L ('curvature' only), >= 1.
+  weight_decay: lambda of the L2 term of E, >= 0.
+  bold_increase, bold_decrease: the bold driver's factors (1.01, 0.9):
+    bold_increase >= 1, 0 < bold_decrease < 1.
+  initial_bold: b at the start, > min_bold.
+  min_bold: converged when b falls below this (thesis: 0.005), >= 0 (0:
+    never, every run goes to max_steps).
+  max_steps: cap on updates per run, >= 1.
+  num_starts: K random starts averaged per example, >= 1.
   init_scale: std of the Gaussian symmetry-breaking start (and of the noise
-    added to a given start that has no K axis).
+    added to a given start that has no K axis), >= 0.
   loop: 'while' | 'scan' | 'python' | 'auto' (see loops.py; 'auto' = what
     benchmarks/bench_inversion.py found fastest on the backend).
-  check_every: 'python' loop only: iterations between early-stop checks.
+  check_every: 'python' loop only: iterations between early-stop checks,
+    >= 1.
   """
-  learning_rate: float = 1.0
-  step_scale: str = "curvature"
+  learning_rate: float = 0.1
+  step_scale: str = "fixed"
   curvature_iters: int = 10
   weight_decay: float = 1e-3
   bold_increase: float = 1.01
@@ -65,16 +82,25 @@ class BackpropConfig:
   check_every: int = 16
 
   def __post_init__(self):
-    if self.num_starts < 1 or self.max_steps < 0:
-      raise ValueError(f"need num_starts >= 1 and max_steps >= 0: {self}")
-    if not (self.bold_increase >= 1.0 and 0.0 < self.bold_decrease < 1.0):
-      raise ValueError("bold driver needs bold_increase >= 1 and 0 < "
-                       f"bold_decrease < 1, got {self.bold_increase}, "
-                       f"{self.bold_decrease}")
-    if self.step_scale not in ("curvature", "fixed"):
-      raise ValueError("step_scale must be 'curvature' or 'fixed', got "
-                       f"{self.step_scale!r}")
-    loops.check_loop(self.loop)
+    self.check_float("learning_rate", 0.0, low_open=True)
+    self.check_choice("step_scale", STEP_SCALES)
+    self.check_int("curvature_iters", 1)
+    self.check_float("weight_decay", 0.0)
+    self.check_float("bold_increase", 1.0)
+    self.check_float("bold_decrease", 0.0, 1.0, low_open=True,
+                     high_open=True)
+    self.check_float("min_bold", 0.0)
+    self.check_float("initial_bold", 0.0, low_open=True)
+    if self.min_bold >= self.initial_bold:
+      raise ValueError(
+          f"BackpropConfig.min_bold={self.min_bold!r} must be below "
+          f"initial_bold={self.initial_bold!r} (every run would stop at once "
+          "as 'converged')")
+    self.check_int("max_steps", 1)
+    self.check_int("num_starts", 1)
+    self.check_float("init_scale", 0.0)
+    self.check_choice("loop", loops.LOOPS + ("auto",))
+    self.check_int("check_every", 1)
 
 
 def bold_driver_state(x: jax.Array, initial_bold: float, eta=1.0):
@@ -90,12 +116,18 @@ def bold_driver_state(x: jax.Array, initial_bold: float, eta=1.0):
       "bold": jnp.full(runs, initial_bold, jnp.float32),
       "steps": jnp.zeros(runs, jnp.int32),
       "done": jnp.zeros(runs, bool),
+      "converged": jnp.zeros(runs, bool),
+      "diverged": jnp.zeros(runs, bool),
       "started": jnp.zeros(runs, bool),
   }
 
 
 def bold_driver_step(state, energy, grad, config: BackpropConfig):
   """One bold-driver iteration given E and dE/dX at the current X.
+
+  A run whose E or gradient is NaN/Inf has diverged: it stops there, its b
+  is left as it was (a NaN is not a "rise" that shrinks b towards the
+  cut-off) and it is never reported converged.
 
   Args:
     state: from bold_driver_state (arrays over the runs).
@@ -107,50 +139,28 @@ def bold_driver_step(state, energy, grad, config: BackpropConfig):
     The next state. Finished runs (done) are returned unchanged.
   """
   done = state["done"]
+  finite = jnp.isfinite(energy) & jnp.all(jnp.isfinite(grad), axis=(-2, -1))
+  diverged = ~done & ~finite
   lowered = energy < state["energy"]
   bold = jnp.where(
       state["started"],
       state["bold"] * jnp.where(lowered, config.bold_increase,
                                 config.bold_decrease),
       state["bold"])
-  converged = bold < config.min_bold
-  active = ~done & ~converged
+  converged = ~done & finite & (bold < config.min_bold)
+  active = ~done & finite & ~converged
   step = (state["eta"] * bold)[..., None, None] * grad
   return {
       "x": jnp.where(active[..., None, None], state["x"] - step, state["x"]),
       "eta": state["eta"],
       "energy": jnp.where(done, state["energy"], energy),
-      "bold": jnp.where(done, state["bold"], bold),
+      "bold": jnp.where(done | diverged, state["bold"], bold),
       "steps": state["steps"] + active.astype(jnp.int32),
-      "done": done | converged,
+      "done": done | converged | diverged,
+      "converged": state["converged"] | converged,
+      "diverged": state["diverged"] | diverged,
       "started": jnp.ones_like(state["started"]),
   }
-
-
-def curvature(model: phone_cnn.PhoneCNN, params, layer: int, x: jax.Array,
-              weight_decay: float, iters: int) -> jax.Array:
-  """Largest eigenvalue of J^T J + lambda I at ONE input x (F, T): scalar.
-
-  J is the Jacobian of layer `layer`'s activation at x; power iteration
-  (`iters` steps, from a fixed non-symmetric start) on the Gauss-Newton
-  matrix, which bounds E's curvature where the second-order term is small.
-  A lower bound that tightens with iters.
-  """
-  fn = lambda z: objective.layer_activation(model, params, z, layer)  # noqa: E731
-  _, jvp = jax.linearize(fn, x)
-  vjp = jax.linear_transpose(jvp, x)
-  rows, cols = x.shape
-  v = (jnp.cos(0.37 * jnp.arange(rows))[:, None]
-       + jnp.sin(1.3 * jnp.arange(cols))[None, :] + 1.5).astype(x.dtype)
-  v = v / jnp.linalg.norm(v)
-
-  def body(_, carry):
-    v, _ = carry
-    w = vjp(jvp(v))[0] + weight_decay * v
-    norm = jnp.linalg.norm(w)
-    return w / jnp.maximum(norm, 1e-30), norm
-  _, lam = jax.lax.fori_loop(0, iters, body, (v, jnp.zeros((), x.dtype)))
-  return jnp.maximum(lam, weight_decay)
 
 
 @functools.lru_cache(maxsize=64)
@@ -160,8 +170,9 @@ def make_backprop_fn(model: phone_cnn.PhoneCNN, layer: int,
 
   x0: (N, K, F, T) starts; targets (N, *act). Returns the final runs
   (N, K, F, T) and a summary dict of (N, K) arrays: eta, steps, energy (final
-  E), bold (final b), converged (b < min_bold). Cached per (model, layer,
-  config), so repeated calls do not recompile.
+  E), bold (final b), converged (b fell below min_bold, never for a diverged
+  run), run_diverged (E, its gradient or X became NaN/Inf). Cached per
+  (model, layer, config), so repeated calls do not recompile.
   """
   model.check_layer(layer)
   loop = loops.check_loop(config.loop)
@@ -178,7 +189,7 @@ def make_backprop_fn(model: phone_cnn.PhoneCNN, layer: int,
     if config.step_scale == "fixed":
       eta = config.learning_rate
     else:
-      lam = jax.vmap(jax.vmap(lambda x: curvature(
+      lam = jax.vmap(jax.vmap(lambda x: objective.curvature(
           model, params, layer, x, config.weight_decay,
           config.curvature_iters)))(x0)
       eta = config.learning_rate / lam
@@ -190,9 +201,12 @@ def make_backprop_fn(model: phone_cnn.PhoneCNN, layer: int,
   def summary(params, targets, state):
     fn = objective.make_energy(model, params, layer, config.weight_decay)
     final = objective.over_runs(fn)(state["x"], targets)
+    diverged = (state["diverged"] | ~jnp.isfinite(final)
+                | ~objective.runs_finite(state["x"]))
     return state["x"], {"steps": state["steps"], "energy": final,
                         "bold": state["bold"], "eta": state["eta"],
-                        "converged": state["bold"] < config.min_bold}
+                        "converged": state["converged"] & ~diverged,
+                        "run_diverged": diverged}
 
   if loop == "python":
     jit_step = jax.jit(step)
@@ -219,27 +233,34 @@ def make_backprop_fn(model: phone_cnn.PhoneCNN, layer: int,
 
 def starting_points(key: jax.Array, num_examples: int, config: BackpropConfig,
                     input_shape, init=None) -> jax.Array:
-  """The K starts per example: (N, K, F, T).
+  """The K = config.num_starts starts per example: (N, K, F, T).
 
-  init None: Gaussian noise of std init_scale. init (N, F, T): that start,
-  repeated K times, plus init_scale noise (so the K runs differ). init
-  (N, K, F, T): used as given.
+  See objective.starting_points (init None, (N, F, T) or (N, K, F, T); NaN
+  or Inf refused).
   """
-  shape = (num_examples, config.num_starts) + tuple(input_shape)
-  noise = config.init_scale * jax.random.normal(key, shape, jnp.float32)
-  if init is None:
-    return noise
-  init = jnp.asarray(init, jnp.float32)
-  if init.shape == shape:
-    return init
-  objective.check_input_batch(init, num_examples, input_shape, "start X0")
-  return init[:, None] + noise
+  return objective.starting_points(key, num_examples, config.num_starts,
+                                   input_shape, config.init_scale, init)
+
+
+def run_backprop(model: phone_cnn.PhoneCNN, params, layer: int,
+                 targets: jax.Array, x0: jax.Array, config: BackpropConfig):
+  """Backprop from given starts x0 (N, K, F, T), no checks (callers check).
+
+  A start holding NaN/Inf gives a diverged run (decoder-then-backprop
+  starts from decodings, which may have diverged).
+
+  Returns:
+    (reconstructions (N, F, T), runs (N, K, F, T), summary) as
+    reconstruct_by_backprop.
+  """
+  runs, summary = make_backprop_fn(model, layer, config)(params, targets, x0)
+  return objective.run_summary(summary, summary["run_diverged"], runs)
 
 
 def reconstruct_by_backprop(model: phone_cnn.PhoneCNN, params, layer: int,
                             targets, key: jax.Array,
                             config: BackpropConfig = BackpropConfig(),
-                            init=None, input_shape=objective.INPUT_SHAPE):
+                            init=None, input_shape=None):
   """Reconstructs inputs from layer `layer`'s activations by gradient descent.
 
   Args:
@@ -250,19 +271,24 @@ def reconstruct_by_backprop(model: phone_cnn.PhoneCNN, params, layer: int,
     config: BackpropConfig.
     init: optional start: (N, F, T) (e.g. a decoder's output; K noisy copies)
       or (N, K, F, T).
-    input_shape: (F, T) of the network's input.
+    input_shape: (F, T) of the network's input; may be left out when init
+      is given (then its last two axes).
 
   Returns:
-    (reconstructions (N, F, T) = mean of the K runs, runs (N, K, F, T),
-     summary {steps, energy, bold, converged, eta}: (N, K) arrays; eta is
-     each run's master step size).
+    (reconstructions (N, F, T), runs (N, K, F, T), summary). Each
+    reconstruction is the mean of the example's runs that did not diverge.
+    summary: (N, K) arrays steps, energy, bold, eta (each run's master step
+    size), converged, run_diverged (E or X went NaN/Inf; never converged);
+    and diverged (N,): every run of the example diverged (its
+    reconstruction is then zeros).
 
   Raises:
-    ValueError: the layer does not exist, targets have the wrong shape for it
-      or hold NaN/Inf, or init has the wrong shape.
+    ValueError: input_shape missing or not fitting the parameters, the layer
+      does not exist, targets have the wrong shape for it or hold NaN/Inf,
+      or init has the wrong shape or holds NaN/Inf.
   """
-  objective.check_targets(model, layer, targets, input_shape)
-  targets = jnp.asarray(targets, jnp.float32)
+  input_shape = objective.resolve_input_shape(input_shape, init=init)
+  targets = objective.check_problem(model, params, layer, targets,
+                                    input_shape)
   x0 = starting_points(key, targets.shape[0], config, input_shape, init)
-  runs, summary = make_backprop_fn(model, layer, config)(params, targets, x0)
-  return runs.mean(axis=1), runs, summary
+  return run_backprop(model, params, layer, targets, x0, config)

@@ -1,13 +1,15 @@
 """One entry point for the thesis's four reconstruction methods (SPEC A3).
 
     rec, runs, summary = reconstruct(method, model, params, layer, targets,
-                                     key, config, decoder=..., switches=...)
+                                     key, config, decoder=..., switches=...,
+                                     input_shape=inputs.shape[1:])
 
 method is one of METHODS; config a ReconstructionConfig holding every
-method's settings (each a frozen dataclass, so an ml_collections config
-maps onto it with `ReconstructionConfig.from_dict`). All methods return
-(reconstructions (N, F, T), runs (N, K, F, T), summary: dict of (N, K)
-arrays, always with 'energy', E of each run's result).
+method's settings (each a frozen dataclass; an ml_collections config maps
+onto it with `ReconstructionConfig.from_dict`, i.e. config_from_dict). All
+methods return (reconstructions (N, F, T), runs (N, K, F, T), summary: dict
+of (N, K) arrays, always with 'energy' (E of each run's result) and
+'run_diverged', and the per-example 'diverged' (N,)).
 """
 import dataclasses
 
@@ -15,44 +17,47 @@ import jax
 
 from recon_jax.inversion import annealing
 from recon_jax.inversion import backprop
-from recon_jax.inversion import decoder as decoder_lib
-from recon_jax.inversion import objective
+from recon_jax.inversion import config as config_lib
+from recon_jax.inversion import decoder_io
+from recon_jax.inversion import decoder_methods
 from recon_jax.models import phone_cnn
 
 AnnealingConfig = annealing.AnnealingConfig
 BackpropConfig = backprop.BackpropConfig
-DecoderConfig = decoder_lib.DecoderConfig
+DecoderConfig = decoder_methods.DecoderConfig
 
 METHODS = ("annealing", "backprop", "decoder", "decoder_backprop")
+_SECTIONS = {"annealing": AnnealingConfig, "backprop": BackpropConfig,
+             "decoder": DecoderConfig}
 
 
 @dataclasses.dataclass(frozen=True)
-class ReconstructionConfig:
+class ReconstructionConfig(config_lib.Settings):
   """Settings of every method (see each config's docstring)."""
   annealing: AnnealingConfig = AnnealingConfig()
   backprop: BackpropConfig = BackpropConfig()
   decoder: DecoderConfig = DecoderConfig()
 
+  def __post_init__(self):
+    for name, cls in _SECTIONS.items():
+      value = getattr(self, name)
+      if not isinstance(value, cls):
+        raise ValueError(f"ReconstructionConfig.{name} must be a "
+                         f"{cls.__name__}, got {type(value).__name__}")
+
   @classmethod
   def from_dict(cls, d) -> "ReconstructionConfig":
     """From a mapping {'annealing': {...}, 'backprop': {...}, 'decoder':
-    {...}} (missing sections and fields keep their defaults)."""
-    d = dict(d)
-    unknown = set(d) - {"annealing", "backprop", "decoder"}
-    if unknown:
-      raise ValueError(f"unknown reconstruction config sections {unknown}")
-    return cls(
-        annealing=annealing.AnnealingConfig(**dict(d.get("annealing", {}))),
-        backprop=backprop.BackpropConfig(**dict(d.get("backprop", {}))),
-        decoder=decoder_lib.DecoderConfig(**dict(d.get("decoder", {}))))
+    {...}} (missing sections and fields keep their defaults; unknown ones
+    are refused, named). The same as config_from_dict(cls, d)."""
+    return config_lib.config_from_dict(cls, d)
 
 
 def reconstruct(method: str, model: phone_cnn.PhoneCNN, params, layer: int,
                 targets, key: jax.Array,
                 config: ReconstructionConfig = ReconstructionConfig(), *,
-                decoder: decoder_lib.TrainedDecoder | None = None,
-                switches=None, input_shape=objective.INPUT_SHAPE,
-                input_scale=None):
+                decoder: decoder_io.TrainedDecoder | None = None,
+                switches=None, input_shape=None, input_scale=None):
   """Reconstructs inputs (N, F, T) from layer `layer`'s activations.
 
   Args:
@@ -66,6 +71,9 @@ def reconstruct(method: str, model: phone_cnn.PhoneCNN, params, layer: int,
       methods only.
     switches: the encoder's switches of the originals, for a 'switch'
       unpooling decoder only.
+    input_shape: (F, T) of the network's input (the originals' shape[1:]).
+      Needed by the search methods; the decoder methods may leave it out
+      (then the decoder's), and if given it must equal the decoder's.
     input_scale: annealing only: the inputs' RMS, the unit of the neighbour
       radius (None: estimated from the targets).
 
@@ -73,20 +81,20 @@ def reconstruct(method: str, model: phone_cnn.PhoneCNN, params, layer: int,
     (reconstructions (N, F, T), runs (N, K, F, T), summary dict).
 
   Raises:
-    ValueError: an unknown method, a missing or mismatched decoder, or bad
-      targets (see each method).
+    ValueError: an unknown method, a missing or mismatched decoder, a
+      missing or mismatched input shape, or bad targets (see each method).
   """
   if method not in METHODS:
     raise ValueError(f"unknown reconstruction method {method!r}; one of "
                      f"{METHODS}")
-  if method in ("decoder", "decoder_backprop"):
-    if decoder is None:
-      raise ValueError(f"method {method!r} needs a trained decoder "
-                       "(decoder=TrainedDecoder, see train_decoder / "
-                       "load_decoder)")
-    if tuple(decoder.input_shape) != tuple(input_shape):
-      raise ValueError(f"decoder was trained for inputs {decoder.input_shape}"
-                       f", not {tuple(input_shape)}")
+  if not isinstance(config, ReconstructionConfig):
+    raise ValueError(f"config must be a ReconstructionConfig, got "
+                     f"{type(config).__name__} (see "
+                     "ReconstructionConfig.from_dict)")
+  if method in ("decoder", "decoder_backprop") and decoder is None:
+    raise ValueError(f"method {method!r} needs a trained decoder "
+                     "(decoder=TrainedDecoder, see train_decoder / "
+                     "load_decoder)")
   if method == "annealing":
     return annealing.reconstruct_by_annealing(
         model, params, layer, targets, key, config.annealing,
@@ -96,8 +104,9 @@ def reconstruct(method: str, model: phone_cnn.PhoneCNN, params, layer: int,
         model, params, layer, targets, key, config.backprop,
         input_shape=input_shape)
   if method == "decoder":
-    return decoder_lib.reconstruct_by_decoder(
-        decoder, model, params, layer, targets, key, config.decoder, switches)
-  return decoder_lib.reconstruct_by_decoder_then_backprop(
+    return decoder_methods.reconstruct_by_decoder(
+        decoder, model, params, layer, targets, key, config.decoder, switches,
+        input_shape)
+  return decoder_methods.reconstruct_by_decoder_then_backprop(
       decoder, model, params, layer, targets, key, config.decoder,
-      config.backprop, switches)
+      config.backprop, switches, input_shape)
