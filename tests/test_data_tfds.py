@@ -1,0 +1,63 @@
+"""TFDS speech_commands as a keyword source (mocked: no network, no data)."""
+import sys
+
+import numpy as np
+import pytest
+import tensorflow_datasets as tfds
+
+from recon_jax.data import tfds_source
+from recon_jax.data.audio_io import AudioError
+
+
+@pytest.fixture(scope="module")
+def mocked():
+  with tfds.testing.mock_data(num_examples=5):
+    return tfds_source.load_tfds_speech_commands("/nonexistent/tfds")
+
+
+def test_mocked_speech_commands(mocked):
+  d = mocked
+  assert len(d.class_names) == 12 and d.class_names[-2:] == ("_silence_",
+                                                             "_unknown_")
+  assert d.sample_rate == 8000 and d.background == ()
+  for split in ("train", "validation", "test"):
+    s = d.split(split)
+    assert s.waveforms.shape == (5, 8000) and s.waveforms.dtype == np.float32
+    assert s.labels.dtype == np.int32 and np.all(s.labels < 12)
+    np.testing.assert_allclose(np.max(np.abs(s.waveforms), axis=1), 1.0,
+                               rtol=1e-6)
+    assert s.files[0] == f"speech_commands/{split}[0]"
+
+
+def test_clips_are_resampled_from_16k(mocked):
+  with tfds.testing.mock_data(num_examples=2):
+    ds = tfds.load("speech_commands", split="train", data_dir="/nonexistent",
+                   download=False)
+    raw = [ex["audio"] for ex in tfds.as_numpy(ds)]
+  from recon_jax.data import audio_io  # pylint: disable=g-import-not-at-top
+  for x, w in zip(raw, mocked.train.waveforms):
+    y = audio_io.resample(x.astype(np.float32) / 32768.0, 16000, 8000)
+    np.testing.assert_allclose(w[:len(y)], y / np.max(np.abs(y)), atol=1e-6)
+    assert not np.any(w[len(y):])
+  with tfds.testing.mock_data(num_examples=2):
+    again = tfds_source.load_tfds_speech_commands("/nonexistent", max_examples=2)
+    assert len(again.test) == 2
+    np.testing.assert_array_equal(again.train.waveforms,
+                                  mocked.train.waveforms[:2])
+
+
+def test_errors(monkeypatch, tmp_path):
+  with pytest.raises(FileNotFoundError, match=r"no prepared TFDS "
+                     r"speech_commands.*tfds build speech_commands"):
+    tfds_source.load_tfds_speech_commands(str(tmp_path))
+  with pytest.raises(ValueError, match="peak='loud'"):
+    tfds_source.load_tfds_speech_commands(str(tmp_path), peak="loud")
+  with pytest.raises(ValueError, match="max_examples=0"):
+    tfds_source.load_tfds_speech_commands(str(tmp_path), max_examples=0)
+  with tfds.testing.mock_data(num_examples=2):
+    with pytest.raises(AudioError, match=r"speech_commands/train\[0\]: .* "
+                       "shorter than the minimum of 9000"):
+      tfds_source.load_tfds_speech_commands(str(tmp_path), min_samples=9000)
+  monkeypatch.setitem(sys.modules, "tensorflow", None)  # As if not installed.
+  with pytest.raises(ImportError, match=r"pip install 'recon_jax\[tfds\]'"):
+    tfds_source.load_tfds_speech_commands(str(tmp_path))
