@@ -102,10 +102,10 @@ def _write_failure(e: BaseException) -> str | None:
   code = _os_error_code(e)
   if code is None and not isinstance(e, OSError):
     return None
-  reason = _WRITE_FAILURES.get(code) or (os.strerror(code) if code else
-                                         "write failed")
-  detail = getattr(e, "strerror", None) or str(e).splitlines()[0][:200]
-  return f"{reason} ({detail})"
+  if code is None:
+    return f"write failed ({(str(e) or type(e).__name__).splitlines()[0]})"
+  reason = _WRITE_FAILURES.get(code, "write failed")
+  return f"{reason} ([Errno {code}] {os.strerror(code)})"
 
 
 def _last_good(directory: str) -> str:
@@ -433,11 +433,11 @@ def fit(*,
                  if os.path.isdir(ckpt_dir) else [])
   if record is not None:
     record_path = os.path.join(workdir, "made_by.json")
-    what = f"the checkpoints in {workdir}"
+    what = f"the training state in {workdir}"
     if saved_steps and not os.path.exists(record_path):
       raise provenance.ProvenanceError(
-          f"{what} have no record of what made them (no {record_path}); "
-          "use a new workdir or delete it")
+          f"{what} has no record of what made it (no {record_path}); use "
+          "a new --workdir or delete it")
     provenance.check_record(record_path, record, what)
   if saved_steps and saved_steps[-1] > num_steps:
     raise ValueError(
@@ -505,6 +505,7 @@ def fit(*,
     try:
       writer.write_scalars(at_step, scalars)
     except OSError as e:
+      finish_save()  # so that the last good checkpoint is named right
       raise WorkdirWriteError(
           f"could not write metrics at step {at_step} to {workdir}: "
           f"{_write_failure(e)}; {_last_good(ckpt_dir)}") from None
@@ -557,7 +558,7 @@ def fit(*,
       manager.close()
     except Exception as e:  # pylint: disable=broad-except
       logging.error("while stopping on an error, a checkpoint save also "
-                    "failed: %s", str(e).splitlines()[0][:300])
+                    "failed: %s", _write_failure(e) or repr(e)[:300])
     try:
       writer.close()
     except OSError as e:

@@ -75,8 +75,11 @@ class MetricWriter:
     # Imported here: tensorboardX imports torch when it is installed, a cost
     # only the writing process should pay.
     import tensorboardX  # pylint: disable=g-import-not-at-top
+    # Its thread writes the events and flushes them every `flush_secs`: a
+    # kill loses at most the last few seconds of TensorBoard events
+    # (metrics.jsonl is flushed at every call).
     self._summary = tensorboardX.SummaryWriter(
-        logdir, filename_suffix=f".{uuid.uuid4().hex[:12]}")
+        logdir, flush_secs=5, filename_suffix=f".{uuid.uuid4().hex[:12]}")
 
   def write_scalars(self, step: int, scalars: dict):
     """Writes `scalars` ({name: number}) at `step` (an integer >= 0).
@@ -93,7 +96,6 @@ class MetricWriter:
       self._summary.add_scalar(tag, value, global_step=step)
     self._jsonl.write(json.dumps({"step": step, **scalars}) + "\n")
     self._jsonl.flush()
-    self._summary.flush()
     logging.info("[%d] %s", step,
                  ", ".join(f"{k}={v:.6g}" for k, v in scalars.items()))
 
