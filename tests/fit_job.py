@@ -70,7 +70,8 @@ def run(workdir, num_steps, seconds=0.0, nan_at_step=None, seed=0):
       loss_fn=classification.softmax_classifier_loss(model),
       optimizer=classification.adagrad_with_l2(0.05, 1e-4),
       epoch_batches=epoch_batches, num_steps=num_steps, seed=seed,
-      checkpoint_every=2, keep_checkpoints=2, log_every=2)
+      checkpoint_every=2, keep_checkpoints=2, log_every=2,
+      record={"job": "fit_job", "num_steps": num_steps, "seed": seed})
 
 
 def checksum(params):

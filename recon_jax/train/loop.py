@@ -24,6 +24,7 @@ import errno
 import numbers
 import os
 import re
+import sys
 import tempfile
 import time
 from typing import Any, Callable, Sequence
@@ -410,7 +411,9 @@ def fit(*,
   num_steps = _check_int(
       "num_steps", num_steps, 1, "fewer would train nothing and save the "
       "random network as trained")
-  _check_int("seed", seed, -2**63, "the run's seed")
+  if isinstance(seed, (bool, np.bool_)) or not isinstance(seed,
+                                                          numbers.Integral):
+    raise ValueError(f"seed must be an integer, got {seed!r}")
   checkpoint_every = _check_int("checkpoint_every", checkpoint_every, 1,
                                 "steps between checkpoints")
   keep_checkpoints = _check_int(
@@ -465,9 +468,11 @@ def fit(*,
   writer = metric_writers.MetricWriter(workdir, enabled=is_chief)
   step = int(state.step)
   first_step, t0 = step, time.monotonic()
+  # Redrawn every second on a terminal, every minute into a log file.
   bar = tqdm.tqdm(total=num_steps, initial=step, unit="step",
                   desc=os.path.basename(workdir), disable=not is_chief,
-                  dynamic_ncols=True, mininterval=1.0)
+                  dynamic_ncols=True,
+                  mininterval=1.0 if sys.stderr.isatty() else 60.0)
   epoch, offset = (_epoch_and_offset(epoch_batches, step)
                    if step < num_steps else (0, 0))
   all_finite = jnp.array(True)
