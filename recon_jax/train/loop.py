@@ -383,7 +383,9 @@ def fit(*,
     checkpoint_every: steps between checkpoints (and one at the end), >= 1.
     keep_checkpoints: the newest checkpoints kept, >= 1.
     keep_period: if set, a checkpoint is also saved at every multiple of it
-      and never pruned: the series `restore_params_at` reads back.
+      and never pruned: the series `restore_params_at` reads back. Resume
+      with the same keep_period: without it, the next save prunes the
+      series down to the newest `keep_checkpoints`.
     log_every: steps between metric rows and log lines, >= 1.
     eval_fn: (params, step) -> dict of scalars, run every `eval_every`
       steps (0: only at the end) and at the end, logged with an 'eval/'
