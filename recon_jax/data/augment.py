@@ -478,6 +478,8 @@ def peak_normalise(x, mode="always"):
 def check_augment_config(config):
   """Checks an `augment_config()`-like config; raises ValueError naming the
   field."""
+  if isinstance(config, dict):
+    config = ml_collections.ConfigDict(config)
   known = set(augment_config().keys())
   unknown = sorted(set(config.keys()) - known)
   missing = sorted(known - set(config.keys()))
@@ -521,12 +523,16 @@ def augment(key, x, config=None, noise=None, noise_lengths=None):
   config = check_augment_config(config if config is not None
                                 else augment_config())
   k_bg, k_gain, k_noise, k_mask = jax.random.split(_check_key(key), 4)
+  # return_params=True throughout: one compiled variant per function.
   if noise is not None:
-    x = mix_background(k_bg, x, noise, noise_lengths, tuple(config.snr_db),
-                       config.background_p, config.background_formula)
-  x = random_gain(k_gain, x, tuple(config.gain_db), config.gain_p)
-  x = add_gaussian_noise(k_noise, x, tuple(config.noise_amplitude),
-                         config.noise_p)
+    x, _ = mix_background(k_bg, x, noise, noise_lengths, tuple(config.snr_db),
+                          config.background_p, config.background_formula,
+                          return_params=True)
+  x, _ = random_gain(k_gain, x, tuple(config.gain_db), config.gain_p,
+                     return_params=True)
+  x, _ = add_gaussian_noise(k_noise, x, tuple(config.noise_amplitude),
+                            config.noise_p, return_params=True)
   x = peak_normalise(x, config.peak)
-  return time_mask(k_mask, x, config.max_masks, config.mask_fraction,
-                   config.mask_p)
+  x, _ = time_mask(k_mask, x, config.max_masks, config.mask_fraction,
+                   config.mask_p, return_params=True)
+  return x
