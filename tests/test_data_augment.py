@@ -1,4 +1,4 @@
-"""Waveform augmentations (recon_jax.data.augment): each for its stated effect."""
+"""Waveform augmentations (recon_jax.data.augment), each for its effect."""
 import jax
 import jax.numpy as jnp
 import numpy as np

@@ -40,7 +40,8 @@ def test_clips_are_resampled_from_16k(mocked):
     np.testing.assert_allclose(w[:len(y)], y / np.max(np.abs(y)), atol=1e-6)
     assert not np.any(w[len(y):])
   with tfds.testing.mock_data(num_examples=2):
-    again = tfds_source.load_tfds_speech_commands("/nonexistent", max_examples=2)
+    again = tfds_source.load_tfds_speech_commands("/nonexistent",
+                                                  max_examples=2)
     assert len(again.test) == 2
     np.testing.assert_array_equal(again.train.waveforms,
                                   mocked.train.waveforms[:2])

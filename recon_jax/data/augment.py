@@ -23,7 +23,8 @@ src/data/raw_transforms.py), as SPEC B2 fixes them:
   contrastive_views   two 2.5 s crops: the first starts in the first half of
                       the (tiled if needed) clip, the second at least 300 ms
                       after the first ends; their order is swapped with
-                      probability 0.5 (as the authors' NonOverlappingRandomCrop).
+                      probability 0.5 (as the authors'
+                      NonOverlappingRandomCrop).
   peak_normalise      "always" (unit peak, the paper's text) or
                       "louder_than_one" (only clips peaking above 1, the
                       authors' code).

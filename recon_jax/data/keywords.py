@@ -70,7 +70,7 @@ def get_config(size="default"):
   c.rate_jitter = 0.08  # Fraction of the speaker's rate, uniform +-.
   c.pitch_jitter = 4  # espeak pitch units, uniform integer +-.
   c.peak_range = (0.2, 0.9)  # The word's peak level, uniform.
-  c.noise_range = (0.0003, 0.003)  # Noise floor std (full scale 1), log-uniform.
+  c.noise_range = (0.0003, 0.003)  # Noise floor std, log-uniform.
   c.background_seconds = 60.0  # Length of each _background_noise_ clip.
   c.babble_talkers = 6  # Overlapping talkers in babble.wav.
   c.num_workers = 2
@@ -243,9 +243,9 @@ def trim(x, threshold=0.01, margin=80):
   """x without the leading/trailing samples below threshold * peak (keeps
   `margin` samples of them)."""
   a = np.abs(x)
-  loud = np.flatnonzero(a > threshold * a.max()) if a.size and a.max() > 0 else []
-  if len(loud) == 0:
+  if not a.size or a.max() == 0:
     return x[:0]
+  loud = np.flatnonzero(a > threshold * a.max())
   return x[max(0, loud[0] - margin):loud[-1] + 1 + margin]
 
 

@@ -29,7 +29,8 @@ SPLITS = {"train": "train", "validation": "validation", "test": "test"}
 
 def _import_tfds():
   try:
-    import tensorflow  # noqa: F401  pylint: disable=g-import-not-at-top,unused-import
+    # pylint: disable-next=g-import-not-at-top,unused-import
+    import tensorflow  # noqa: F401
   except ImportError as e:
     raise ImportError(
         "reading TFDS speech_commands needs TensorFlow, which is not "
