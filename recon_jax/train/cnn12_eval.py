@@ -1,0 +1,236 @@
+"""Evaluating CNN12 encoders, and running any CNN12 recipe over seeds.
+
+From a saved encoder (a supervised or contrastive run's work directory):
+  - linear probe, the paper's "fc-only" (`recipe='probe'`): only a new
+    ClassifierHead trains; the encoder is frozen (no dropout, stop_gradient,
+    zero updates);
+  - full fine-tuning (`recipe='finetune'`): encoder and head train.
+Both are cnn12_supervised.train_classifier started from the encoder's
+checkpoint; the run's made_by.json records which checkpoint (its kind, step
+and `provenance.fingerprint_arrays` of its parameters), so a rerun on
+another encoder stops with a ProvenanceError.
+
+`run_recipe(config, workdir, data)` trains config.recipe once per seed of
+config.seeds (workdir/seed_<s>), and `summarize_runs` gives, per metric,
+the mean and the half-width of the 95% Student-t interval over the seeds
+(metrics.confidence_interval_95); both go to workdir/summary.json.
+"""
+import os
+from typing import Any, Callable, NamedTuple
+
+from absl import logging
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+
+from recon_jax import metrics as metrics_lib
+from recon_jax import provenance
+from recon_jax.models import cnn12
+from recon_jax.train import cnn12_contrastive as con
+from recon_jax.train import cnn12_supervised as sup
+from recon_jax.train import loop
+
+SUMMARY_JSON = "summary.json"
+ENCODER_KINDS = ("cnn12_classifier", "cnn12_contrastive")
+
+
+class Encoder(NamedTuple):
+  """A saved CNN12 encoder: the module, its parameters (host arrays) and
+  what identifies them (kind, step, fingerprint)."""
+  model: cnn12.CNN12
+  params: Any
+  record: dict
+
+
+def encoder_config() -> ml_collections.ConfigDict:
+  """The `encoder` block of a probe / fine-tune config.
+
+  workdir: a supervised or contrastive run of experiments/train_cnn12.py
+    (its --workdir, holding seed_<s>/ folders, or one seed's folder).
+  seed: which seed's encoder, when workdir holds several.
+  step: the checkpoint step (-1: the newest; any step of the kept series).
+  """
+  c = ml_collections.ConfigDict()
+  c.workdir = ""
+  c.seed = 0
+  c.step = -1
+  return c
+
+
+def seed_dir(workdir: str, seed: int) -> str:
+  return os.path.join(workdir, f"seed_{seed}")
+
+
+def encoder_dir(c) -> str:
+  """The folder of the encoder block `c`'s run (workdir/seed_<seed> when
+  that exists, else workdir itself)."""
+  if not c.workdir:
+    raise ValueError("encoder.workdir is empty: pass --config.encoder.workdir="
+                     "DIR, the --workdir of a cnn12_keywords/events/simclr "
+                     "run of experiments/train_cnn12.py")
+  root = os.path.abspath(c.workdir)
+  if not os.path.isdir(root):
+    raise FileNotFoundError(f"encoder.workdir={c.workdir!r}: no such "
+                            "directory")
+  run = seed_dir(root, c.seed)
+  if os.path.isdir(run):
+    return run
+  if os.path.exists(os.path.join(root, sup.MODEL_CONFIG)):
+    return root
+  raise FileNotFoundError(
+      f"encoder.workdir={c.workdir!r} holds neither {sup.MODEL_CONFIG} nor "
+      f"seed_{c.seed}/ (encoder.seed={c.seed}): not a CNN12 training run")
+
+
+def load_encoder(run_dir: str, step: int | None = None) -> Encoder:
+  """The CNN12 encoder saved by a supervised or contrastive run.
+
+  Args:
+    run_dir: one run's folder (with model_config.json and checkpoints/).
+    step: a checkpoint step (None: the newest).
+
+  Raises:
+    FileNotFoundError: no such run or checkpoint (the kept steps named).
+    ValueError: the folder holds no CNN12 encoder, or its checkpoint does
+      not match its model_config.json.
+  """
+  run_dir = provenance.check_workdir(run_dir, "encoder run directory")
+  path = os.path.join(run_dir, sup.MODEL_CONFIG)
+  if not os.path.exists(path):
+    raise FileNotFoundError(f"{run_dir}: no {sup.MODEL_CONFIG}; not a CNN12 "
+                            "training run")
+  saved = provenance.read_json(path)
+  if saved.get("kind") not in ENCODER_KINDS:
+    raise ValueError(f"{path}: kind {saved.get('kind')!r}, not a CNN12 "
+                     f"encoder run (want one of {ENCODER_KINDS})")
+  model = sup.encoder_from_record(saved["encoder"])
+  steps = loop.list_checkpoint_steps(run_dir)
+  if not steps:
+    raise FileNotFoundError(f"{run_dir}/{loop.CHECKPOINTS}: no checkpoint; "
+                            "train it first")
+  step = steps[-1] if step is None else int(step)
+  target = jax.eval_shape(
+      lambda: model.init(jax.random.key(0),
+                         jnp.zeros((1, cnn12.MIN_INPUT_LENGTH))))["params"]
+  params = loop.restore_params_at(run_dir, step)
+  if "encoder" not in params:
+    raise ValueError(f"{run_dir}/{loop.CHECKPOINTS}/{step} holds no "
+                     "'encoder' parameters")
+  params = params["encoder"]
+  want = jax.tree.map(lambda s: (tuple(s.shape), np.dtype(s.dtype)), target)
+  have = jax.tree.map(lambda a: (tuple(np.shape(a)), np.asarray(a).dtype),
+                      params)
+  if want != have:
+    raise ValueError(f"{run_dir}/{loop.CHECKPOINTS}/{step}: the encoder "
+                     f"parameters do not match {path} ({saved['encoder']})")
+  record = {"kind": saved["kind"], "step": step,
+            "fingerprint": provenance.fingerprint_arrays(params)}
+  logging.info("Encoder from %s step %d (%s, fingerprint %s)", run_dir, step,
+               saved["kind"], record["fingerprint"])
+  return Encoder(model, params, record)
+
+
+def check_config(config, num_devices: int | None = None) -> None:
+  """Refuses any CNN12 config (every recipe) that cannot run, before work."""
+  recipe = config.get("recipe")
+  if recipe == "contrastive":
+    con.check_config(config, num_devices)
+    return
+  sup.check_config(config, num_devices)
+  if recipe in ("probe", "finetune"):
+    e = config.encoder
+    if not (sup._is_int(e.step) and e.step >= -1):
+      raise ValueError(f"encoder.step={e.step!r}: want -1 (the newest) or a "
+                       "checkpoint step >= 0")
+    if not (sup._is_int(e.seed) and e.seed >= 0):
+      raise ValueError(f"encoder.seed={e.seed!r}: want an integer >= 0")
+    encoder_dir(e)
+
+
+def train_from_encoder(config, workdir: str, data, seed: int, *,
+                       mesh=None) -> dict:
+  """A probe (fc-only) or fine-tune run from config.encoder's checkpoint."""
+  e = config.encoder
+  encoder = load_encoder(encoder_dir(e), None if e.step < 0 else e.step)
+  return sup.train_classifier(config, workdir, data, seed, mesh=mesh,
+                              pretrained=encoder)
+
+
+def train_once(config, workdir: str, data, seed: int, *, mesh=None) -> dict:
+  """config.recipe with one seed in `workdir`; its result dict."""
+  if config.recipe == "contrastive":
+    return con.train_contrastive(config, workdir, data, seed, mesh=mesh)
+  if config.recipe == "supervised":
+    return sup.train_classifier(config, workdir, data, seed, mesh=mesh)
+  return train_from_encoder(config, workdir, data, seed, mesh=mesh)
+
+
+def _numeric_leaves(result: dict, prefix: str = "") -> dict:
+  out = {}
+  for k, v in result.items():
+    name = f"{prefix}/{k}" if prefix else str(k)
+    if isinstance(v, dict):
+      out.update(_numeric_leaves(v, name))
+    elif isinstance(v, (int, float, np.number)) and not isinstance(v, bool):
+      out[name] = float(v)
+  return out
+
+
+def summarize_runs(results: dict) -> dict:
+  """Mean and 95% t-interval half-width of every metric over seeds.
+
+  Args:
+    results: {seed: result dict} (nested dicts of numbers, e.g.
+      {"test": {"accuracy": 0.9}}).
+
+  Returns:
+    {"seeds": [...], "metrics": {"test/accuracy": {"mean", "ci95"
+     (half-width; NaN for one seed), "values": per seed}}, "per_seed":
+     results}.
+  """
+  flat = {s: _numeric_leaves(r) for s, r in results.items()}
+  names = sorted(set.intersection(*(set(f) for f in flat.values())))
+  summary = {}
+  for name in names:
+    values = [flat[s][name] for s in results]
+    if not all(np.isfinite(values)):
+      continue
+    mean, half = metrics_lib.confidence_interval_95(values)
+    summary[name] = {"mean": mean, "ci95": half, "values": values}
+  return {"seeds": list(results), "metrics": summary, "per_seed": results}
+
+
+def over_seeds(run_one: Callable[[int], dict], seeds) -> dict:
+  """Runs run_one(seed) for every seed; summarize_runs of the results."""
+  seeds = sup.check_seeds(seeds)
+  return summarize_runs({s: run_one(s) for s in seeds})
+
+
+def run_recipe(config, workdir: str, data, *, mesh=None) -> dict:
+  """config.recipe once per seed (workdir/seed_<s>); the summary over
+  seeds, also written to workdir/summary.json."""
+  workdir = provenance.check_workdir(workdir, "workdir")
+  mesh = loop.make_mesh() if mesh is None else mesh
+  check_config(config, mesh.devices.size)
+  summary = over_seeds(
+      lambda s: train_once(config, seed_dir(workdir, s), data, s, mesh=mesh),
+      config.seeds)
+  summary["recipe"] = config.recipe
+  summary["per_seed"] = {str(k): v for k, v in summary["per_seed"].items()}
+  if jax.process_index() == 0:
+    provenance.write_json_atomic(os.path.join(workdir, SUMMARY_JSON), summary)
+  return summary
+
+
+def format_summary(summary: dict) -> list[str]:
+  """One line per metric: 'test/accuracy: 0.912 +- 0.011 (3 seeds)'."""
+  n = len(summary["seeds"])
+  lines = []
+  for name, m in summary["metrics"].items():
+    if name == "steps":
+      continue
+    half = "" if not np.isfinite(m["ci95"]) else f" +- {m['ci95']:.4f}"
+    lines.append(f"{name}: {m['mean']:.4f}{half} ({n} seed"
+                 f"{'s' if n > 1 else ''})")
+  return lines
