@@ -172,17 +172,33 @@ def test_corpus_settings_fields_are_all_checked_and_used(tmp_path, monkeypatch):
     config.percentil = 80.0  # locked: a misspelt override fails
 
 
+def _unlocked(config, change):
+  with config.unlocked():
+    change()
+
+
+def test_corpus_settings_are_locked_against_misspelt_fields():
+  c = prepare.corpus_settings("tiny")
+  with pytest.raises(AttributeError, match='Did you mean "timit_dir"'):
+    c.timitdir = "/data/TIMIT"
+  with pytest.raises(AttributeError, match="train_speaker_per_dialect"):
+    c.generator.train_speaker_per_dialect = 3
+
+
 @pytest.mark.parametrize("change,pattern", [
-    (lambda c: c.__setitem__("timitdir", "/data/TIMIT"),
+    # corpus_settings() is locked (below); a config built another way, e.g.
+    # from JSON, is still checked field by field.
+    (lambda c: _unlocked(c, lambda: c.__setitem__("timitdir", "/data/TIMIT")),
      r"corpus: unknown field\(s\) \['timitdir'\]"),
-    (lambda c: c.__delitem__("stft_window"),
+    (lambda c: _unlocked(c, lambda: c.__delitem__("stft_window")),
      r"corpus: missing field\(s\) \['stft_window'\]"),
     (lambda c: setattr(c, "percentile", 0.0),
      r"corpus: percentile=0.0: must be in \(0, 100\]"),
     (lambda c: setattr(c, "percentile", 120.0), r"percentile=120.0"),
     (lambda c: setattr(c, "stft_window", "hamm"), "unknown STFT window 'hamm'"),
     (lambda c: setattr(c, "generated_dir", "gs://b/c"), "is a URL"),
-    (lambda c: c.generator.__setitem__("train_speaker_per_dialect", 3),
+    (lambda c: _unlocked(c, lambda: c.generator.__setitem__(
+        "train_speaker_per_dialect", 3)),
      r"generator: unknown field\(s\) \['train_speaker_per_dialect'\]"),
     (lambda c: setattr(c.generator, "seed", -1),
      r"generator.seed=-1: must be in \[0, inf\]"),

@@ -30,6 +30,7 @@ def corpus_settings(size: str = "default") -> ml_collections.ConfigDict:
   c.generator = corpus_lib.get_config(size)
   c.percentile = 95.0
   c.stft_window = WINDOW
+  c.lock()  # A misspelt field (corpus.timitdir) fails, not ignored.
   return c
 
 
