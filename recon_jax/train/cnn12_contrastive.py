@@ -316,23 +316,11 @@ def pair_metrics(encoder, projection, params, store: cnn12_data.ClipStore,
 # --- Training ----------------------------------------------------------------
 
 
-def train_contrastive(config, workdir: str, data, seed: int, *,
-                      mesh=None) -> dict:
-  """SimCLR-trains CNN12 + projection head with `seed` in `workdir`.
-
-  Args:
-    config: a contrastive config (check_config).
-    data: KeywordData or EventData (labels unused; 'train' trains,
-      'validation' gives the held-out pair metrics).
-
-  Returns:
-    {"validation": pair metrics, "steps": int} (also workdir/eval.json).
-
-  Raises:
-    ValueError for settings the data cannot meet; ProvenanceError when
-    workdir was made by another run.
-  """
-  workdir = provenance.check_workdir(workdir, "workdir")
+def contrastive_setup(config, workdir: str, data, seed: int, *,
+                      mesh=None) -> sup.Setup:
+  """A contrastive run's pieces (see train_contrastive); `head` is the
+  projection head. The background clips are made/read here (workdir is
+  where generated ones go by default)."""
   mesh = loop.make_mesh() if mesh is None else mesh
   check_config(config, mesh.devices.size)
   t, c = config.train, config.contrastive
@@ -340,19 +328,25 @@ def train_contrastive(config, workdir: str, data, seed: int, *,
   projection = heads.ProjectionHead(features=c.projection_features,
                                     hidden=c.projection_hidden,
                                     variant=c.projection_variant)
-  train_store = cnn12_data.clip_store(data, "train")
-  val_store = cnn12_data.clip_store(data, "validation")
-  view_length = int(round(c.view_seconds * SAMPLE_RATE))
-  min_gap = int(round(c.min_gap_seconds * SAMPLE_RATE))
+  stores = {s: cnn12_data.clip_store(data, s) for s in ("train",
+                                                       "validation")}
+  if len(stores["validation"]) < 2:
+    raise ValueError(f"the data's validation split has "
+                     f"{len(stores['validation'])} clip(s); the pair metrics "
+                     "need at least 2")
+  train_store = stores["train"]
   window = cnn12_data.train_window(
       train_store, 1, int(round(config.data.max_window_seconds * SAMPLE_RATE)))
-  steps_per_epoch = len(cnn12_data.EpochBatches(train_store, t.batch_size,
-                                                 seed, 0, window))
+
+  def epoch_batches(epoch):
+    return cnn12_data.EpochBatches(train_store, t.batch_size, seed, epoch,
+                                   window)
+
+  steps_per_epoch = len(epoch_batches(0))
   num_steps = t.num_epochs * steps_per_epoch
   background = load_background(config, workdir, data)
   noise, noise_lengths = background if background is not None else (None,
                                                                      None)
-
   model_record = {
       "kind": "cnn12_contrastive", "encoder": sup.encoder_record(encoder),
       "projection": {"features": c.projection_features,
@@ -368,12 +362,6 @@ def train_contrastive(config, workdir: str, data, seed: int, *,
       "contrastive": provenance.to_jsonable(c),
       "background_settings": provenance.to_jsonable(config.background),
       "data_settings": {"max_window_seconds": config.data.max_window_seconds}}
-  paths = sup.run_paths(workdir)
-  what = f"the CNN12 run in {workdir}"
-  remedy = "use a new --workdir, or delete that folder to retrain"
-  provenance.check_record(paths[sup.MADE_BY], made_by, what, remedy)
-  provenance.check_or_write_record(paths[sup.MODEL_CONFIG], model_record,
-                                   what, remedy)
 
   def init_fn(key):
     k_enc, k_proj = jax.random.split(key)
@@ -381,42 +369,80 @@ def train_contrastive(config, workdir: str, data, seed: int, *,
     h = jnp.zeros((1, encoder.embedding_dim), jnp.float32)
     return {"encoder": enc, "projection": projection.init(k_proj, h)["params"]}
 
-  optimizer = optimizers.adam_warmup_cosine(
-      t.learning_rate, t.weight_decay, t.warmup_epochs * steps_per_epoch,
-      num_steps, t.weight_decay_mode)
+  return sup.Setup(
+      encoder=encoder, head=projection, init_fn=init_fn,
+      loss_fn=contrastive_loss_fn(
+          encoder, projection, mesh=mesh,
+          view_length=int(round(c.view_seconds * SAMPLE_RATE)),
+          min_gap=int(round(c.min_gap_seconds * SAMPLE_RATE)),
+          augment_config=config.augment, tau=c.tau, negatives=c.negatives,
+          noise=noise, noise_lengths=noise_lengths),
+      optimizer=optimizers.adam_warmup_cosine(
+          t.learning_rate, t.weight_decay, t.warmup_epochs * steps_per_epoch,
+          num_steps, t.weight_decay_mode),
+      epoch_batches=epoch_batches, num_steps=num_steps,
+      steps_per_epoch=steps_per_epoch, stores=stores, made_by=made_by,
+      model_record=model_record)
 
-  def epoch_batches(epoch):
-    return cnn12_data.EpochBatches(train_store, t.batch_size, seed, epoch,
-                                   window)
 
-  def eval_fn(params, step):
-    del step
-    return pair_metrics(encoder, projection, params, val_store, view_length,
-                        min_gap, c.tau, max_clips=c.eval_clips,
-                        batch_size=t.eval_batch_size, seed=seed,
-                        window=window, mesh=mesh)
+def train_contrastive(config, workdir: str, data, seed: int, *,
+                      mesh=None) -> dict:
+  """SimCLR-trains CNN12 + projection head with `seed` in `workdir`.
+
+  Args:
+    config: a contrastive config (check_config).
+    workdir: this run's folder (one seed).
+    data: KeywordData or EventData (labels unused; 'train' trains,
+      'validation' gives the held-out pair metrics).
+    seed: the run's seed.
+    mesh: the data mesh (default every device).
+
+  Returns:
+    {"validation": pair metrics, "steps": int} (also workdir/eval.json).
+
+  Raises:
+    ValueError for settings the data cannot meet; ProvenanceError when
+    workdir was made by another run.
+  """
+  workdir = provenance.check_workdir(workdir, "workdir")
+  mesh = loop.make_mesh() if mesh is None else mesh
+  setup = contrastive_setup(config, workdir, data, seed, mesh=mesh)
+  t, c = config.train, config.contrastive
+  paths = sup.run_paths(workdir)
+  what = f"the CNN12 run in {workdir}"
+  remedy = "use a new --workdir, or delete that folder to retrain"
+  provenance.check_record(paths[sup.MADE_BY], setup.made_by, what, remedy)
+  provenance.check_or_write_record(paths[sup.MODEL_CONFIG],
+                                   setup.model_record, what, remedy)
+
+  def run_eval(params):
+    return pair_metrics(
+        setup.encoder, setup.head, params, setup.stores["validation"],
+        int(round(c.view_seconds * SAMPLE_RATE)),
+        int(round(c.min_gap_seconds * SAMPLE_RATE)), c.tau,
+        max_clips=c.eval_clips, batch_size=t.eval_batch_size, seed=seed,
+        window=int(round(config.data.max_window_seconds * SAMPLE_RATE)),
+        mesh=mesh)
 
   last = {}
 
-  def logged_eval(params, step):
-    last.update(step=step, result=eval_fn(params, step))
+  def eval_fn(params, step):
+    last.update(step=step, result=run_eval(params))
     return last["result"]
 
   state = loop.fit(
-      workdir=workdir, init_fn=init_fn,
-      loss_fn=contrastive_loss_fn(
-          encoder, projection, mesh=mesh, view_length=view_length,
-          min_gap=min_gap, augment_config=config.augment, tau=c.tau,
-          negatives=c.negatives, noise=noise, noise_lengths=noise_lengths),
-      optimizer=optimizer, epoch_batches=epoch_batches, num_steps=num_steps,
-      seed=seed, checkpoint_every=t.checkpoint_every,
+      workdir=workdir, init_fn=setup.init_fn, loss_fn=setup.loss_fn,
+      optimizer=setup.optimizer, epoch_batches=setup.epoch_batches,
+      num_steps=setup.num_steps, seed=seed,
+      checkpoint_every=t.checkpoint_every,
       keep_checkpoints=t.keep_checkpoints,
       keep_period=t.keep_period or None, log_every=t.log_every,
-      eval_fn=logged_eval, eval_every=t.eval_every_epochs * steps_per_epoch,
-      mesh=mesh, record=made_by)
-  validation = (last["result"] if last.get("step") == num_steps
-                else eval_fn(state.params, num_steps))
-  result = {"validation": validation, "steps": num_steps}
+      eval_fn=eval_fn,
+      eval_every=t.eval_every_epochs * setup.steps_per_epoch,
+      mesh=mesh, record=setup.made_by)
+  validation = (last["result"] if last.get("step") == setup.num_steps
+                else run_eval(state.params))
+  result = {"validation": validation, "steps": setup.num_steps}
   provenance.write_json_atomic(paths[sup.EVAL_JSON], result)
   logging.info("%s: validation %s", workdir, validation)
   return result

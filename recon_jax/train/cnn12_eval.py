@@ -145,14 +145,42 @@ def check_config(config, num_devices: int | None = None) -> None:
                        "checkpoint step >= 0")
     if not (sup._is_int(e.seed) and e.seed >= 0):
       raise ValueError(f"encoder.seed={e.seed!r}: want an integer >= 0")
-    encoder_dir(e)
+    check_encoder_matches(config)
+
+
+def check_encoder_matches(config) -> None:
+  """Refuses a probe/fine-tune config whose model block does not describe
+  the encoder saved in config.encoder's run (read from its
+  model_config.json; nothing is restored)."""
+  run = encoder_dir(config.encoder)
+  path = os.path.join(run, sup.MODEL_CONFIG)
+  if not os.path.exists(path):
+    raise FileNotFoundError(f"{run}: no {sup.MODEL_CONFIG}; not a CNN12 "
+                            "training run")
+  saved = provenance.read_json(path)
+  if saved.get("kind") not in ENCODER_KINDS:
+    raise ValueError(f"{path}: kind {saved.get('kind')!r}, not a CNN12 "
+                     f"encoder run (want one of {ENCODER_KINDS})")
+  want = sup.encoder_record(sup.encoder_from_config(config.model))
+  for field in ("widths", "embedding_dim"):
+    if saved["encoder"][field] != want[field]:
+      m = config.model
+      raise ValueError(
+          f"the encoder in {run} has {field} {saved['encoder'][field]}, but "
+          f"the config's model block describes {want[field]} "
+          f"(model.width_multiplier={m.width_multiplier}, width_divisor="
+          f"{m.width_divisor}, embedding_dim={m.embedding_dim}); set them "
+          "to the encoder's (the same config variant as its run)")
 
 
 def train_from_encoder(config, workdir: str, data, seed: int, *,
                        mesh=None) -> dict:
   """A probe (fc-only) or fine-tune run from config.encoder's checkpoint."""
   e = config.encoder
+  check_encoder_matches(config)
   encoder = load_encoder(encoder_dir(e), None if e.step < 0 else e.step)
+  # The encoder's weights in the config's module (its dropout rate).
+  encoder = encoder._replace(model=sup.encoder_from_config(config.model))
   return sup.train_classifier(config, workdir, data, seed, mesh=mesh,
                               pretrained=encoder)
 

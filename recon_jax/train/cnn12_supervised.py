@@ -30,6 +30,7 @@ TensorBoard events, eval.json (validation and test metrics, chance levels).
 import functools
 import numbers
 import os
+from typing import Any, Callable, NamedTuple
 
 from absl import logging
 import jax
@@ -200,12 +201,9 @@ def check_config(config, num_devices: int | None = None) -> None:
   _need(config.recipe in ("supervised", "probe", "finetune"), "recipe",
         config.recipe, "this recipe trains a classifier: want 'supervised', "
         "'probe' or 'finetune'")
-  if config.recipe == "supervised":
-    check_model_config(config.model)
-  else:  # The encoder comes from its checkpoint; only the head is set here.
-    _need(isinstance(config.model.head_relu_input, bool),
-          "model.head_relu_input", config.model.head_relu_input,
-          "want True or False")
+  # For probe/fine-tune the model block describes the encoder expected in
+  # the checkpoint (checked when it is loaded) and sets its dropout.
+  check_model_config(config.model)
   check_train_config(config.train, num_devices)
 
 
@@ -402,29 +400,34 @@ def run_paths(workdir: str) -> dict:
           for name in (MODEL_CONFIG, MADE_BY, EVAL_JSON)}
 
 
-def train_classifier(config, workdir: str, data, seed: int, *, mesh=None,
-                     pretrained=None) -> dict:
-  """Trains CNN12 + classifier with `seed` in `workdir`; resumes there.
+class Setup(NamedTuple):
+  """Everything `fit` needs for one run, built from a config and the data.
 
-  Args:
-    config: a checked supervised/probe/fine-tune config (check_config).
-    workdir: this run's folder (one seed).
-    data: KeywordData (multi-class) or EventData (multi-label).
-    seed: the run's seed (init, batches, step keys).
-    mesh: the data mesh (default every device).
-    pretrained: for probe/fine-tune, cnn12_eval.Encoder (module, params,
-      and its record: workdir, step, fingerprint) to start from.
+  encoder / head: the modules. init_fn, loss_fn, optimizer, epoch_batches,
+  num_steps: fit's arguments. steps_per_epoch: batches per epoch. stores:
+  ClipStores by split. made_by / model_record: the run's records.
+  """
+  encoder: Any
+  head: Any
+  init_fn: Callable
+  loss_fn: Callable
+  optimizer: Any
+  epoch_batches: Callable
+  num_steps: int
+  steps_per_epoch: int
+  stores: dict
+  made_by: dict
+  model_record: dict
 
-  Returns:
-    {"validation": metrics, "test": metrics, "chance": metrics,
-     "steps": int} (also written to workdir/eval.json).
+
+def classifier_setup(config, data, seed: int, *, mesh=None,
+                     pretrained=None) -> Setup:
+  """A supervised/probe/fine-tune run's pieces (see train_classifier).
 
   Raises:
     ValueError for settings the data cannot meet (crop longer than every
-    clip, fewer clips than a batch); ProvenanceError when workdir was made
-    by another run.
+    clip, fewer clips than a batch, an empty split).
   """
-  workdir = provenance.check_workdir(workdir, "workdir")
   mesh = loop.make_mesh() if mesh is None else mesh
   check_config(config, mesh.devices.size)
   t = config.train
@@ -438,11 +441,12 @@ def train_classifier(config, workdir: str, data, seed: int, *, mesh=None,
   num_classes = len(data.class_names)
   head = heads.ClassifierHead(num_classes,
                               relu_input=config.model.head_relu_input)
-  train_store = cnn12_data.clip_store(data, "train")
-  stores = {s: cnn12_data.clip_store(data, s) for s in ("validation", "test")}
+  stores = {s: cnn12_data.clip_store(data, s)
+            for s in ("train", "validation", "test")}
   for s, store in stores.items():
     if not len(store):
       raise ValueError(f"the data's {s} split is empty")
+  train_store = stores["train"]
   crop_length = int(round(t.crop_seconds * SAMPLE_RATE))
   if crop_length > train_store.max_length:
     raise ValueError(
@@ -453,10 +457,12 @@ def train_classifier(config, workdir: str, data, seed: int, *, mesh=None,
   window = cnn12_data.train_window(
       train_store, crop_length,
       int(round(config.data.max_window_seconds * SAMPLE_RATE)))
-  steps_per_epoch = len(cnn12_data.EpochBatches(train_store, t.batch_size,
-                                                 seed, 0, window))
-  num_steps = t.num_epochs * steps_per_epoch
 
+  def epoch_batches(epoch):
+    return cnn12_data.EpochBatches(train_store, t.batch_size, seed, epoch,
+                                   window)
+
+  steps_per_epoch = len(epoch_batches(0))
   model_record = {
       "kind": "cnn12_classifier", "encoder": encoder_record(encoder),
       "head": {"num_classes": num_classes,
@@ -471,12 +477,6 @@ def train_classifier(config, workdir: str, data, seed: int, *, mesh=None,
           "max_window_seconds", "eval_length_multiple")}}
   if pretrained is not None:
     made_by["encoder"] = pretrained.record
-  paths = run_paths(workdir)
-  what = f"the CNN12 run in {workdir}"
-  remedy = "use a new --workdir, or delete that folder to retrain"
-  provenance.check_record(paths[MADE_BY], made_by, what, remedy)
-  provenance.check_or_write_record(paths[MODEL_CONFIG], model_record, what,
-                                   remedy)
 
   def init_fn(key):
     k_enc, k_head = jax.random.split(key)
@@ -485,48 +485,84 @@ def train_classifier(config, workdir: str, data, seed: int, *, mesh=None,
     h = jnp.zeros((1, encoder.embedding_dim), jnp.float32)
     return {"encoder": enc, "head": head.init(k_head, h)["params"]}
 
-  optimizer = classifier_optimizer(t, steps_per_epoch, frozen)
-  if pretrained is not None and not _has_checkpoints(workdir):
-    provenance.check_or_write_record(paths[MADE_BY], made_by, what, remedy)
-    write_initial_state(workdir, init_fn, optimizer, seed, mesh,
-                        {"encoder": pretrained.params})
-
-  def epoch_batches(epoch):
-    return cnn12_data.EpochBatches(train_store, t.batch_size, seed, epoch,
-                                   window)
-
-  last_eval = {}
-
-  def eval_fn(params, step):
-    result = evaluate(encoder, head, params, stores["validation"],
-                      t.eval_batch_size, config.data.eval_length_multiple,
-                      mesh)
-    last_eval.clear()
-    last_eval.update(step=step, result=result)
-    return result
-
-  state = loop.fit(
-      workdir=workdir, init_fn=init_fn,
+  return Setup(
+      encoder=encoder, head=head, init_fn=init_fn,
       loss_fn=classifier_loss_fn(
           encoder, head, multilabel=train_store.multilabel,
           crop_length=crop_length, augment_config=config.augment,
           frozen_encoder=frozen),
-      optimizer=optimizer, epoch_batches=epoch_batches, num_steps=num_steps,
-      seed=seed, checkpoint_every=t.checkpoint_every,
+      optimizer=classifier_optimizer(t, steps_per_epoch, frozen),
+      epoch_batches=epoch_batches, num_steps=t.num_epochs * steps_per_epoch,
+      steps_per_epoch=steps_per_epoch, stores=stores, made_by=made_by,
+      model_record=model_record)
+
+
+def train_classifier(config, workdir: str, data, seed: int, *, mesh=None,
+                     pretrained=None) -> dict:
+  """Trains CNN12 + classifier with `seed` in `workdir`; resumes there.
+
+  Args:
+    config: a supervised/probe/fine-tune config (check_config).
+    workdir: this run's folder (one seed).
+    data: KeywordData (multi-class) or EventData (multi-label).
+    seed: the run's seed (init, batches, step keys).
+    mesh: the data mesh (default every device).
+    pretrained: for probe/fine-tune, cnn12_eval.Encoder (module, params,
+      and its record: kind, step, fingerprint) to start from.
+
+  Returns:
+    {"validation": metrics, "test": metrics, "chance": metrics,
+     "steps": int} (also written to workdir/eval.json).
+
+  Raises:
+    ValueError for settings the data cannot meet (crop longer than every
+    clip, fewer clips than a batch); ProvenanceError when workdir was made
+    by another run.
+  """
+  workdir = provenance.check_workdir(workdir, "workdir")
+  mesh = loop.make_mesh() if mesh is None else mesh
+  setup = classifier_setup(config, data, seed, mesh=mesh,
+                           pretrained=pretrained)
+  t = config.train
+  paths = run_paths(workdir)
+  what = f"the CNN12 run in {workdir}"
+  remedy = "use a new --workdir, or delete that folder to retrain"
+  provenance.check_record(paths[MADE_BY], setup.made_by, what, remedy)
+  provenance.check_or_write_record(paths[MODEL_CONFIG], setup.model_record,
+                                   what, remedy)
+  if pretrained is not None and not _has_checkpoints(workdir):
+    provenance.check_or_write_record(paths[MADE_BY], setup.made_by, what,
+                                     remedy)
+    write_initial_state(workdir, setup.init_fn, setup.optimizer, seed, mesh,
+                        {"encoder": pretrained.params})
+
+  def run_eval(params, split):
+    return evaluate(setup.encoder, setup.head, params, setup.stores[split],
+                    t.eval_batch_size, config.data.eval_length_multiple, mesh)
+
+  last_eval = {}
+
+  def eval_fn(params, step):
+    last_eval.update(step=step, result=run_eval(params, "validation"))
+    return last_eval["result"]
+
+  state = loop.fit(
+      workdir=workdir, init_fn=setup.init_fn, loss_fn=setup.loss_fn,
+      optimizer=setup.optimizer, epoch_batches=setup.epoch_batches,
+      num_steps=setup.num_steps, seed=seed,
+      checkpoint_every=t.checkpoint_every,
       keep_checkpoints=t.keep_checkpoints,
       keep_period=t.keep_period or None, log_every=t.log_every,
-      eval_fn=eval_fn, eval_every=t.eval_every_epochs * steps_per_epoch,
-      mesh=mesh, record=made_by)
-  params = state.params
-  validation = (last_eval["result"] if last_eval.get("step") == num_steps
-                else eval_fn(params, num_steps))
+      eval_fn=eval_fn,
+      eval_every=t.eval_every_epochs * setup.steps_per_epoch,
+      mesh=mesh, record=setup.made_by)
   result = {
-      "validation": validation,
-      "test": evaluate(encoder, head, params, stores["test"],
-                       t.eval_batch_size, config.data.eval_length_multiple,
-                       mesh),
-      "chance": chance_levels(stores["test"]),
-      "steps": num_steps,
+      "validation": (last_eval["result"]
+                     if last_eval.get("step") == setup.num_steps
+                     else run_eval(state.params, "validation")),
+      "test": run_eval(state.params, "test"),
+      "chance": chance_levels(setup.stores["test"]),
+      "steps": setup.num_steps,
   }
   provenance.write_json_atomic(paths[EVAL_JSON], result)
   logging.info("%s: validation %s, test %s", workdir, result["validation"],
