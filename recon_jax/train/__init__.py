@@ -1,4 +1,9 @@
 """Training: one data-parallel, checkpointed loop for every model."""
+from recon_jax.train.cnn12_contrastive import train_contrastive
+from recon_jax.train.cnn12_eval import load_encoder
+from recon_jax.train.cnn12_eval import run_recipe
+from recon_jax.train.cnn12_eval import summarize_runs
+from recon_jax.train.cnn12_supervised import train_classifier
 from recon_jax.train.loop import checkpoint_manager
 from recon_jax.train.loop import CheckpointWriteError
 from recon_jax.train.loop import DATA_AXIS
