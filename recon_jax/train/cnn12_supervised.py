@@ -368,27 +368,17 @@ def _has_checkpoints(workdir: str) -> bool:
       directory))
 
 
-def write_initial_state(workdir: str, init_fn, optimizer, seed: int, mesh,
-                        replace: dict) -> None:
-  """Saves step 0 of a run whose parameters start partly from elsewhere.
+def write_initial_state(workdir: str, params, optimizer, mesh) -> None:
+  """Saves `params` as step 0 (with a fresh optimiser state) for `fit`.
 
-  `fit` then resumes from it, so a pretrained encoder never becomes a
-  constant of a compiled program. The rest is initialised exactly as `fit`
-  would (its init key from `seed`); `replace` maps top-level parameter
-  names to the (host) arrays that replace them, shapes checked.
+  For a run whose parameters start partly from elsewhere (a pretrained
+  encoder): `fit` resumes from this checkpoint, so the pretrained weights
+  never become constants of a compiled program.
   """
-  init_key = jax.random.split(jax.random.key(seed))[0]
-  state = loop.init_train_state(init_fn, optimizer, init_key, mesh)
-  params = dict(state.params)
-  for name, value in replace.items():
-    want = jax.tree.map(lambda a: (a.shape, a.dtype), params[name])
-    have = jax.tree.map(lambda a: (np.shape(a), np.asarray(a).dtype), value)
-    if jax.tree.structure(want) != jax.tree.structure(have) or want != have:
-      raise ValueError(f"the {name} parameters to start from do not fit the "
-                       "model (different structure, shapes or dtypes)")
-    params[name] = _replicated(jax.tree.map(jnp.asarray, value), mesh)
-  state = state.replace(params=params, opt_state=_replicated(
-      jax.jit(optimizer.init)(params), mesh))
+  params = _replicated(jax.tree.map(jnp.asarray, params), mesh)
+  state = loop.TrainState(
+      step=_replicated(jnp.zeros((), jnp.int32), mesh), params=params,
+      opt_state=_replicated(jax.jit(optimizer.init)(params), mesh))
   with loop.checkpoint_manager(os.path.join(workdir, loop.CHECKPOINTS), 1,
                                clean_up_unfinished=True) as manager:
     manager.save(0, args=ocp.args.StandardSave(state))
@@ -406,6 +396,8 @@ class Setup(NamedTuple):
   encoder / head: the modules. init_fn, loss_fn, optimizer, epoch_batches,
   num_steps: fit's arguments. steps_per_epoch: batches per epoch. stores:
   ClipStores by split. made_by / model_record: the run's records.
+  head_init: key -> the head's parameters alone (what init_fn makes from
+  the second half of its key), for runs that start from a saved encoder.
   """
   encoder: Any
   head: Any
@@ -418,6 +410,7 @@ class Setup(NamedTuple):
   stores: dict
   made_by: dict
   model_record: dict
+  head_init: Callable | None = None
 
 
 def classifier_setup(config, data, seed: int, *, mesh=None,
@@ -478,12 +471,15 @@ def classifier_setup(config, data, seed: int, *, mesh=None,
   if pretrained is not None:
     made_by["encoder"] = pretrained.record
 
+  def head_init(key):
+    h = jnp.zeros((1, encoder.embedding_dim), jnp.float32)
+    return head.init(key, h)["params"]
+
   def init_fn(key):
     k_enc, k_head = jax.random.split(key)
     x = jnp.zeros((1, cnn12.MIN_INPUT_LENGTH), jnp.float32)
-    enc = encoder.init(k_enc, x)["params"]
-    h = jnp.zeros((1, encoder.embedding_dim), jnp.float32)
-    return {"encoder": enc, "head": head.init(k_head, h)["params"]}
+    return {"encoder": encoder.init(k_enc, x)["params"],
+            "head": head_init(k_head)}
 
   return Setup(
       encoder=encoder, head=head, init_fn=init_fn,
@@ -494,7 +490,7 @@ def classifier_setup(config, data, seed: int, *, mesh=None,
       optimizer=classifier_optimizer(t, steps_per_epoch, frozen),
       epoch_batches=epoch_batches, num_steps=t.num_epochs * steps_per_epoch,
       steps_per_epoch=steps_per_epoch, stores=stores, made_by=made_by,
-      model_record=model_record)
+      model_record=model_record, head_init=head_init)
 
 
 def train_classifier(config, workdir: str, data, seed: int, *, mesh=None,
@@ -533,8 +529,13 @@ def train_classifier(config, workdir: str, data, seed: int, *, mesh=None,
   if pretrained is not None and not _has_checkpoints(workdir):
     provenance.check_or_write_record(paths[MADE_BY], setup.made_by, what,
                                      remedy)
-    write_initial_state(workdir, setup.init_fn, setup.optimizer, seed, mesh,
-                        {"encoder": pretrained.params})
+    # The head as fit's init_fn would make it from `seed`.
+    init_key = jax.random.split(jax.random.key(seed))[0]
+    head_key = jax.random.split(init_key)[1]
+    write_initial_state(
+        workdir, {"encoder": pretrained.params,
+                  "head": jax.jit(setup.head_init)(head_key)},
+        setup.optimizer, mesh)
 
   def run_eval(params, split):
     return evaluate(setup.encoder, setup.head, params, setup.stores[split],
@@ -546,8 +547,21 @@ def train_classifier(config, workdir: str, data, seed: int, *, mesh=None,
     last_eval.update(step=step, result=run_eval(params, "validation"))
     return last_eval["result"]
 
+  init_fn = setup.init_fn
+  if pretrained is not None:
+    # fit restores step 0 (written above) over whatever init_fn makes; only
+    # its structure matters, so it need not compile the random encoder init.
+    encoder_shapes = jax.eval_shape(setup.init_fn,
+                                    jax.random.key(0))["encoder"]
+
+    def init_fn(key):
+      head_key = jax.random.split(key)[1]
+      return {"encoder": jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype),
+                                      encoder_shapes),
+              "head": setup.head_init(head_key)}
+
   state = loop.fit(
-      workdir=workdir, init_fn=setup.init_fn, loss_fn=setup.loss_fn,
+      workdir=workdir, init_fn=init_fn, loss_fn=setup.loss_fn,
       optimizer=setup.optimizer, epoch_batches=setup.epoch_batches,
       num_steps=setup.num_steps, seed=seed,
       checkpoint_every=t.checkpoint_every,
