@@ -201,11 +201,12 @@ def test_given_start_is_used(small):
   x = _originals(2)
   targets = objective.layer_targets(model, params, x, 1)
   config = backprop.BackpropConfig(max_steps=1, num_starts=2, init_scale=0.0,
-                                   learning_rate=50.0, weight_decay=0.01)
+                                   learning_rate=0.5, weight_decay=0.01)
   rec, runs, summary = inversion.reconstruct_by_backprop(
       model, params, 1, targets, jax.random.key(0), config, init=x)
-  np.testing.assert_allclose(rec, x * (1 - 50.0 * 0.01), rtol=1e-5,
+  np.testing.assert_allclose(rec, x * (1 - 0.5 * 0.01), rtol=1e-5,
                              atol=1e-6)
+  assert not np.any(np.asarray(summary["run_diverged"]))
   assert np.all(np.asarray(summary["steps"]) == 1)
   # A start with the K axis is used as given (no noise), run by run; the
   # input shape comes from the start when not given.
@@ -213,8 +214,8 @@ def test_given_start_is_used(small):
   _, runs, _ = inversion.reconstruct_by_backprop(
       model, params, 1, targets, jax.random.key(0),
       config.replace(init_scale=1.0), init=starts)
-  np.testing.assert_allclose(runs[:, 0], x * 0.5, rtol=1e-5, atol=1e-6)
-  assert not np.allclose(runs[:, 1], x * 0.5)
+  np.testing.assert_allclose(runs[:, 0], x * 0.995, rtol=1e-5, atol=1e-6)
+  assert not np.allclose(runs[:, 1], x * 0.995)
 
 
 def test_bold_driver_step_marks_nan_energy_diverged_not_converged():
@@ -267,13 +268,34 @@ def test_non_finite_runs_are_diverged_and_left_out_of_the_average(small):
     np.testing.assert_array_equal(rec[1], 0.0)
 
 
+def test_a_run_that_ends_above_its_start_is_diverged(small):
+  """A step far too large for the layer overshoots to a finite but higher
+  E: the bold driver cannot undo that, so the run counts as diverged."""
+  model, params = small
+  x = _originals(2)
+  targets = objective.layer_targets(model, params, x, 1)
+  config = backprop.BackpropConfig(max_steps=1, num_starts=1,
+                                   learning_rate=50.0)
+  _, runs, summary = inversion.reconstruct_by_backprop(
+      model, params, 1, targets, jax.random.key(0), config, input_shape=SHAPE)
+  start = backprop.starting_points(jax.random.key(0), 2, config, SHAPE)
+  energy = objective.make_runs_energy(model, 1, config.weight_decay)
+  e0, e1 = energy(params, start, targets), energy(params, runs, targets)
+  assert np.all(np.isfinite(e1)) and np.all(e1 > e0)
+  assert np.all(np.asarray(summary["run_diverged"]))
+  assert not np.any(np.asarray(summary["converged"]))
+  assert np.all(np.asarray(summary["diverged"]))
+
+
 def test_plain_bold_driver_default_descends_at_layer_1():
   """The default is the thesis's plain rule (step = eta * b, no curvature
-  scaling). On the layer-1 problem of the curvature test it is stable (no
-  diverged run, E falls by orders of magnitude) but, as in the thesis
-  (Discussion: backprop alone does not reach the decoders' near-perfect
-  layer-1 reconstruction), it is not yet there after 300 steps."""
+  scaling, eta = 0.01). On the layer-1 problem of the curvature test it is
+  stable (no diverged run, b grows to ~20 without oscillating) and, in 300
+  steps, as near perfect as the curvature-scaled option. (The thesis found
+  backprop alone short of the decoders at layer 1; with a convex layer-1
+  problem and this step size it is not.)"""
   assert backprop.BackpropConfig().step_scale == "fixed"
+  assert backprop.BackpropConfig().learning_rate == 0.01
   model = models.PhoneCNN(padding="SAME")
   params = numpy_params(model)
   x = _originals(2)
@@ -285,9 +307,12 @@ def test_plain_bold_driver_default_descends_at_layer_1():
   e0 = objective.make_runs_energy(model, 1, config.weight_decay)(
       params, start, targets)
   assert not np.any(np.asarray(summary["run_diverged"]))
-  assert np.all(np.asarray(summary["energy"]) < 0.05 * np.asarray(e0))
-  mx = np.asarray(metrics.spectrogram_mxcorr(x, rec))
-  assert np.all(mx > 0.5), mx
+  np.testing.assert_allclose(summary["bold"], 1.01**299, rtol=1e-4)
+  assert np.all(np.asarray(summary["energy"]) < 1e-3 * np.asarray(e0))
+  assert np.all(np.asarray(metrics.spectrogram_mxcorr(x, rec)) > 0.99)
+  err = np.asarray(metrics.euclidean_error(x, rec))
+  assert np.all(err < 0.05 * np.linalg.norm(np.asarray(x).reshape(2, -1),
+                                            axis=1))
   np.testing.assert_allclose(summary["eta"], config.learning_rate)
 
 

@@ -228,11 +228,15 @@ def test_mangled_network_switch_unpooling_leaks_blind_does_not(encoder, data,
         objective.layer_targets(model, params, data[1], 9), jax.random.key(0))
 
 
-def _untrained(encoder, layer, unpooling="blind"):
+def _untrained(encoder, layer, unpooling="blind", fill=0.0):
+  """A TrainedDecoder for `encoder` whose parameters are all `fill` (made
+  from their shapes, without compiling an init)."""
   model, params = encoder
   module = inversion.make_decoder(model, layer, unpooling, SHAPE)
   y, switches = decoder_model.dummy_inputs(model, layer, SHAPE)
-  p = module.init(jax.random.key(0), y, switches)["params"]
+  shapes = jax.eval_shape(module.init, jax.random.key(0), y,
+                          switches)["params"]
+  p = jax.tree.map(lambda s: np.full(s.shape, fill, np.float32), shapes)
   return decoder_io.TrainedDecoder(
       module, p, layer, unpooling, decoder_io.encoder_config(model),
       decoder_io.params_fingerprint(params), SHAPE)
@@ -309,12 +313,12 @@ def test_switches_are_checked(encoder, data):
   x = data[1][:2]
   y, switches = model.apply({"params": params}, jnp.asarray(x), layer=6,
                             with_switches=True)
-  rec, _, _ = inversion.reconstruct_by_decoder(
-      decoder, model, params, 6, y, jax.random.key(0),
-      inversion.DecoderConfig(num_draws=1), switches=switches)
-  assert rec.shape == (2,) + SHAPE
   check = functools.partial(decoder_model.check_switches, decoder.module,
                             num_examples=2)
+  checked = check(switches)
+  assert sorted(checked) == [3, 6]
+  for k in checked:
+    np.testing.assert_array_equal(checked[k], switches[k])
   with pytest.raises(ValueError, match=r"pool layers \[3\] are missing"):
     check({6: switches[6]})
   with pytest.raises(ValueError, match="must be integer indices, got dtype "
@@ -340,9 +344,7 @@ def test_diverged_decodings_are_marked_not_averaged(encoder, data):
   draws; decoder-then-backprop marks those runs diverged (never converged)
   instead of failing on a NaN start."""
   model, params = encoder
-  decoder = _untrained(encoder, 3)
-  decoder.params = jax.tree.map(lambda a: jnp.full_like(a, jnp.nan),
-                                decoder.params)
+  decoder = _untrained(encoder, 3, fill=np.nan)
   y = objective.layer_targets(model, params, data[1][:2], 3)
   rec, _, summary = inversion.reconstruct_by_decoder(
       decoder, model, params, 3, y, jax.random.key(0),
