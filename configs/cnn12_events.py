@@ -18,11 +18,12 @@ Variants (comma-separated, e.g. `:paper,x2`):
            (--config.data.dir=/path/to/FSD50K), full widths, random 2.5 s
            crops, batch 64, whole-clip evaluation, 250 epochs with 10 of
            warm-up (the paper gives no epoch count; 250 is the authors'
-           train_xla_v4.py default). About 10^7 crop-passes: roughly 10 hours
-           on one TPU v3 core at an assumed 10 TFLOP/s for float32 (a 2.5 s
-           crop costs ~12 GFLOP per training step; benchmarks/bench_cnn12.py
-           measures the compiled cost and memory).
-  x2       CNN12_x2 (model.width_multiplier=2).
+           train_xla_v4.py default). About 10^7 crop-steps at ~12 GFLOP each
+           (a 2.5 s crop's training step): roughly 3 hours on one TPU v3 core
+           at an assumed 10 TFLOP/s, plus whole-clip evaluations (an
+           estimate; benchmarks/bench_cnn12.py gives the compiled cost and
+           peak memory per batch size).
+  x2       CNN12_x2 (model.width_multiplier=2); ~4x the FLOPs and time.
   authors  the authors' code's choices where they differ from the text
            (coupled L2 through Adam, no weight decay, peak normalisation only
            above 1, ReLU before the classifier, time masks on every example).

@@ -16,11 +16,13 @@ Variants (comma-separated, e.g. `:paper,x2`):
            (--config.data.dir=/path/to/speech_commands_v0.02), full widths,
            batch 128, 1 s clips (no cropping), 250 epochs (the paper gives
            no epoch count; 250 is the default of the authors' train_xla_v4.py)
-           with 10 of warm-up. About 2 x 10^8 clip-passes: roughly 3 hours on
-           one TPU v3 core at an assumed 10 TFLOP/s for float32 (CNN12 costs
-           ~5 GFLOP per 1-s clip for a training step; see
-           benchmarks/bench_cnn12.py for the compiled cost and memory).
-  x2       CNN12_x2: every width doubled (model.width_multiplier=2).
+           with 10 of warm-up. About 2 x 10^7 clip-steps at ~4.5 GFLOP each
+           (a 1-s clip's training step; forward 1.5 GFLOP): roughly 3 hours
+           on one TPU v3 core at an assumed 10 TFLOP/s (an estimate, not a
+           measurement; benchmarks/bench_cnn12.py gives the compiled cost and
+           peak memory per batch size).
+  x2       CNN12_x2: every width doubled (model.width_multiplier=2); ~4x the
+           FLOPs, so ~4x the time.
   authors  where the authors' code differs from the paper's text (SPEC B2):
            coupled L2 through Adam, no weight decay, peak normalisation only
            of clips louder than 1, a ReLU before the classifier, time masks

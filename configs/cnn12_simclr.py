@@ -12,10 +12,10 @@ Variants (comma-separated, e.g. `:paper,x2`):
            --config.data.dir=DIR) with two 2.5 s views per clip, background
            clips from the generated keyword set's _background_noise_
            (--config.background.dir=DIR to share one), CNN12 at an eighth
-           of the paper's widths (model.width_divisor=8), batch 64, 20
-           epochs (5 of warm-up), 1 seed; a checkpoint kept every 100 steps
+           of the paper's widths (model.width_divisor=8), batch 64, 40
+           epochs (10 of warm-up), 1 seed; a checkpoint kept every 100 steps
            for the feature-evolution analysis: about 10 minutes on 2 CPU
-           cores.
+           cores (plus making the data sets the first time).
   tiny     the tiny generated sets, 1/64 widths, 2 epochs (seconds; tests).
   paper    the paper's settings (A.2): full widths, global batch 2048 on a
            TPU v3-8 (256 per core), 100 epochs with 10 of warm-up (the paper
@@ -23,11 +23,11 @@ Variants (comma-separated, e.g. `:paper,x2`):
            default), from an FSD50K-layout folder (--config.data.dir; the
            paper used AudioSet, which can be written in that layout) and a
            folder of background clips (--config.background.dir). AudioSet's
-           ~1.9M clips x 100 epochs x 2 views: on the order of 10^9 GFLOP,
-           roughly 4 days on a v3-8 at an assumed 10 TFLOP/s per core for
-           float32 (benchmarks/bench_cnn12.py measures the compiled cost and
-           memory per step).
-  x2       CNN12_x2 (model.width_multiplier=2).
+           ~1.9M clips x 100 epochs x 2 views of ~12 GFLOP each: ~5 x 10^18
+           FLOP, roughly 16 hours on a v3-8 at an assumed 10 TFLOP/s per core
+           (an estimate; benchmarks/bench_cnn12.py gives the compiled cost
+           and peak memory per batch size: 256 per core must fit 16 GB).
+  x2       CNN12_x2 (model.width_multiplier=2); ~4x the FLOPs and time.
   authors  the authors' code's choices where they differ from the text:
            negatives per device (contrastive.negatives='per_device'), coupled
            L2 through Adam with weight decay 1e-5, peak normalisation only
@@ -50,8 +50,8 @@ def get_config(variant: str = "default"):
   c.data = cnn12_data.data_config("generated_events")
   c.model = sup.model_config(width_divisor=8)
   c.train = sup.train_config()
-  c.train.num_epochs = 20
-  c.train.warmup_epochs = 5
+  c.train.num_epochs = 40
+  c.train.warmup_epochs = 10
   c.train.keep_period = 100
   c.train.eval_every_epochs = 5
   c.augment = augment.augment_config()

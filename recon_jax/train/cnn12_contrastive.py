@@ -259,12 +259,6 @@ def contrastive_loss_fn(encoder: cnn12.CNN12, projection: heads.ProjectionHead,
 # --- Evaluation: held-out pairs ----------------------------------------------
 
 
-@functools.partial(jax.jit, static_argnums=(0, 1))
-def _project(encoder, projection, params, x):
-  return projection.apply({"params": params["projection"]},
-                          encoder.apply({"params": params["encoder"]}, x))
-
-
 def pair_metrics(encoder, projection, params, store: cnn12_data.ClipStore,
                  view_length: int, min_gap: int, tau: float, *, max_clips=1024,
                  batch_size=64, seed=0, window=None, mesh=None) -> dict:
@@ -298,8 +292,8 @@ def pair_metrics(encoder, projection, params, store: cnn12_data.ClipStore,
         k, w[None], view_length, min_gap, lengths=l[None]))(ks, waves,
                                                            lengths)
     for out, v in zip(views, (a[:, 0], b[:, 0])):
-      z = _project(encoder, projection, params,
-                   loop.shard_batch({"x": np.asarray(v)}, mesh)["x"])
+      z = sup.head_forward(encoder, projection, mesh, "projection")(
+          params, loop.shard_batch({"x": np.asarray(v)}, mesh)["x"])
       out.append(np.asarray(z)[:len(idx)])
   z1, z2 = np.concatenate(views[0]), np.concatenate(views[1])
   loss = float(losses.nt_xent_loss(z1, z2, tau))
@@ -443,6 +437,7 @@ def train_contrastive(config, workdir: str, data, seed: int, *,
   validation = (last["result"] if last.get("step") == setup.num_steps
                 else run_eval(state.params))
   result = {"validation": validation, "steps": setup.num_steps}
-  provenance.write_json_atomic(paths[sup.EVAL_JSON], result)
+  if jax.process_index() == 0:
+    provenance.write_json_atomic(paths[sup.EVAL_JSON], result)
   logging.info("%s: validation %s", workdir, validation)
   return result

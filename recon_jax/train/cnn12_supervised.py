@@ -298,10 +298,17 @@ def classifier_optimizer(t, steps_per_epoch: int,
 # --- Whole-clip evaluation ---------------------------------------------------
 
 
-@functools.partial(jax.jit, static_argnums=(0, 1))
-def _logits(encoder, head, params, x):
-  h = encoder.apply({"params": params["encoder"]}, x)
-  return head.apply({"params": params["head"]}, h)
+@functools.lru_cache(maxsize=32)
+def head_forward(encoder, head, mesh, name: str = "head"):
+  """jit of (params, x) -> head(encoder(x)), no dropout; x split over
+  `mesh`, the output replicated (every host can read all of it)."""
+  replicated = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec())
+
+  def forward(params, x):
+    h = encoder.apply({"params": params["encoder"]}, x)
+    return head.apply({"params": params[name]}, h)
+
+  return jax.jit(forward, out_shardings=replicated)
 
 
 def _replicated(tree, mesh):
@@ -328,8 +335,8 @@ def predict_logits(encoder, head, params, store: cnn12_data.ClipStore,
       idx = indices[start:start + batch_size]
       x = np.zeros((batch_size, length), np.float32)
       x[:len(idx)] = cnn12_data.eval_inputs(store, idx, length)
-      logits = _logits(encoder, head, params,
-                       loop.shard_batch({"x": x}, mesh)["x"])
+      logits = head_forward(encoder, head, mesh)(
+          params, loop.shard_batch({"x": x}, mesh)["x"])
       out[idx] = np.asarray(logits)[:len(idx)]
   return out
 
@@ -578,7 +585,8 @@ def train_classifier(config, workdir: str, data, seed: int, *, mesh=None,
       "chance": chance_levels(setup.stores["test"]),
       "steps": setup.num_steps,
   }
-  provenance.write_json_atomic(paths[EVAL_JSON], result)
+  if jax.process_index() == 0:
+    provenance.write_json_atomic(paths[EVAL_JSON], result)
   logging.info("%s: validation %s, test %s", workdir, result["validation"],
                result["test"])
   return result
