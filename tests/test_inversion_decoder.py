@@ -199,6 +199,20 @@ def test_layer1_decoder_is_near_perfect(encoder, data, tmp_path):
   assert np.all(np.asarray(metrics.spectrogram_mxcorr(data[1], rec)) > 0.95)
 
 
+def test_no_finetuning_keeps_the_stacked_stages(encoder, data, tmp_path):
+  """finetune_steps=0 returns the stages as stacked training left them."""
+  model, params = encoder
+  config = inversion.DecoderTrainConfig(stage_steps=3, finetune_steps=0,
+                                        **FAST)
+  trained = inversion.train_decoder(
+      model, params, 3, workdir=str(tmp_path),
+      epoch_batches=inversion.array_batches(data[0], 32), config=config)
+  assert not os.path.exists(os.path.join(str(tmp_path), "finetune"))
+  loaded = inversion.load_decoder(str(tmp_path), model, params, 3)
+  jax.tree.map(np.testing.assert_array_equal, loaded.params, trained.params)
+  assert decoder_train.decoder_loss(trained, model, params, data[1]) > 0
+
+
 def test_mangled_network_switch_unpooling_leaks_blind_does_not(encoder, data,
                                                                tmp_path):
   """Zero the first decoding conv (innermost, block3) of a layer-9 decoder.

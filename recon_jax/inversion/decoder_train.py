@@ -215,12 +215,15 @@ def train_decoder(model: phone_cnn.PhoneCNN, encoder_params, layer: int, *,
       return stacked
     return init_all(key)  # stage_steps == 0: plain end-to-end training
 
-  state = fit(workdir=os.path.join(workdir, "finetune"),
-              init_fn=init_finetune, loss_fn=full_loss,
-              num_steps=config.finetune_steps, seed=config.seed + len(stages),
-              **common)
+  if config.finetune_steps:
+    params = jax.device_get(fit(
+        workdir=os.path.join(workdir, "finetune"), init_fn=init_finetune,
+        loss_fn=full_loss, num_steps=config.finetune_steps,
+        seed=config.seed + len(stages), **common).params)
+  else:  # The stacked stages as they are (fit refuses 0 steps).
+    params = stacked
   result = decoder_io.TrainedDecoder(
-      decoder, jax.device_get(state.params), layer, config.unpooling,
+      decoder, params, layer, config.unpooling,
       decoder_io.encoder_config(model),
       decoder_io.params_fingerprint(encoder_params), input_shape,
       dataclasses.asdict(config))
