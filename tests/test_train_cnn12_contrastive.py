@@ -134,7 +134,8 @@ def test_step_on_eight_devices_equals_one_device_and_per_device_differs(
   assert float(loss_pd) < loss8["train/loss"] - 0.5
 
 
-def test_train_contrastive_records_keeps_a_series_and_feeds_a_probe(tmp_path):
+def test_train_contrastive_records_keeps_a_series_and_its_encoder_loads(
+    tmp_path):
   workdir = str(tmp_path / "simclr")
   data = clip_data()
   config = simclr_config(num_epochs=2, keep_period=1, checkpoint_every=10)
