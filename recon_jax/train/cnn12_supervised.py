@@ -216,13 +216,21 @@ def encoder_from_config(m) -> cnn12.CNN12:
 
 
 def encoder_record(encoder: cnn12.CNN12) -> dict:
-  """What a loader needs to rebuild `encoder` (model_config.json)."""
-  return {"widths": list(encoder.conv_widths),
-          "embedding_dim": int(encoder.embedding_dim),
-          "dropout_rate": float(encoder.dropout_rate)}
+  """What a loader needs to rebuild `encoder` (model_config.json); with
+  "block" for an encoder cut after that block (analysis.TruncatedCNN12)."""
+  record = {"widths": list(encoder.conv_widths),
+            "embedding_dim": int(encoder.embedding_dim),
+            "dropout_rate": float(encoder.dropout_rate)}
+  if getattr(encoder, "block", None) is not None:
+    record["block"] = int(encoder.block)
+  return record
 
 
 def encoder_from_record(record: dict) -> cnn12.CNN12:
+  if "block" in record:
+    raise ValueError(f"this run's encoder is CNN12 cut after block "
+                     f"{record['block']} (a layer-importance run), not a "
+                     "whole CNN12 encoder")
   return cnn12.CNN12(widths=tuple(record["widths"]),
                      embedding_dim=record["embedding_dim"],
                      dropout_rate=record["dropout_rate"])
