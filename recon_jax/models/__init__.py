@@ -1,4 +1,6 @@
-"""Flax (linen) models: the thesis's phone CNN (and, later, CNN12)."""
+"""Flax (linen) models: the thesis's phone CNN, CNN12 (the sonification
+paper's raw-waveform encoder) and its heads, and CNN12 weights to and from
+PyTorch state dicts."""
 from recon_jax.models.phone_cnn import activation_shape
 from recon_jax.models.phone_cnn import Layer
 from recon_jax.models.phone_cnn import network_layers
