@@ -51,6 +51,12 @@ def check_workdir(path: str, flag: str = "--workdir") -> str:
   return os.path.abspath(path)
 
 
+def _umask() -> int:
+  mask = os.umask(0)
+  os.umask(mask)
+  return mask
+
+
 def write_bytes_atomic(path: str, data: bytes) -> str:
   """Writes `data` to `path` through a temporary file and a rename."""
   directory = os.path.dirname(os.path.abspath(path))
@@ -62,6 +68,8 @@ def write_bytes_atomic(path: str, data: bytes) -> str:
       f.write(data)
       f.flush()
       os.fsync(f.fileno())
+    # mkstemp makes 0600 files; give the result an ordinary file's mode.
+    os.chmod(tmp, 0o666 & ~_umask())
     os.replace(tmp, path)
   finally:
     if os.path.exists(tmp):

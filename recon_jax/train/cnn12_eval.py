@@ -27,6 +27,7 @@ import numpy as np
 from recon_jax import metrics as metrics_lib
 from recon_jax import provenance
 from recon_jax.models import cnn12
+from recon_jax.models import heads
 from recon_jax.train import cnn12_contrastive as con
 from recon_jax.train import cnn12_supervised as sup
 from recon_jax.train import loop
@@ -129,6 +130,71 @@ def load_encoder(run_dir: str, step: int | None = None) -> Encoder:
   logging.info("Encoder from %s step %d (%s, fingerprint %s)", run_dir, step,
                saved["kind"], record["fingerprint"])
   return Encoder(model, params, record)
+
+
+class Classifier(NamedTuple):
+  """A saved CNN12 classifier (supervised, probe or fine-tune run): the
+  encoder module, the head, params {"encoder", "head"} (host arrays), and
+  what identifies them (kind, step, fingerprint, class_names, multilabel)."""
+  encoder: cnn12.CNN12
+  head: heads.ClassifierHead
+  params: Any
+  record: dict
+
+
+def load_classifier(run_dir: str, step: int | None = None) -> Classifier:
+  """The CNN12 + classifier saved by a supervised, probe or fine-tune run.
+
+  Args:
+    run_dir: one run's folder (e.g. <workdir>/seed_0).
+    step: a checkpoint step (None: the newest).
+
+  Raises:
+    FileNotFoundError: no such run or checkpoint.
+    ValueError: the folder holds no CNN12 classifier, or its checkpoint
+      does not match its model_config.json.
+  """
+  run_dir = provenance.check_workdir(run_dir, "classifier run directory")
+  path = os.path.join(run_dir, sup.MODEL_CONFIG)
+  if not os.path.exists(path):
+    raise FileNotFoundError(f"{run_dir}: no {sup.MODEL_CONFIG}; not a CNN12 "
+                            "training run")
+  saved = provenance.read_json(path)
+  if saved.get("kind") != "cnn12_classifier":
+    raise ValueError(f"{path}: kind {saved.get('kind')!r}, not a CNN12 "
+                     "classifier run (a supervised, probe or fine-tune run)")
+  encoder = sup.encoder_from_record(saved["encoder"])
+  head = heads.ClassifierHead(saved["head"]["num_classes"],
+                              relu_input=saved["head"]["relu_input"])
+  steps = loop.list_checkpoint_steps(run_dir)
+  if not steps:
+    raise FileNotFoundError(f"{run_dir}/{loop.CHECKPOINTS}: no checkpoint; "
+                            "train it first")
+  step = steps[-1] if step is None else int(step)
+  if step not in steps:
+    raise FileNotFoundError(f"{run_dir}/{loop.CHECKPOINTS}: no step {step} "
+                            f"(kept: {steps})")
+
+  def init():
+    x = jnp.zeros((1, cnn12.MIN_INPUT_LENGTH))
+    h = jnp.zeros((1, encoder.embedding_dim))
+    return {"encoder": encoder.init(jax.random.key(0), x)["params"],
+            "head": head.init(jax.random.key(0), h)["params"]}
+
+  params = loop.restore_params_at(run_dir, step)
+  want = jax.tree.map(lambda s: (tuple(s.shape), np.dtype(s.dtype)),
+                      jax.eval_shape(init))
+  have = jax.tree.map(lambda a: (tuple(np.shape(a)), np.asarray(a).dtype),
+                      {k: params.get(k) for k in ("encoder", "head")})
+  if want != have:
+    raise ValueError(f"{run_dir}/{loop.CHECKPOINTS}/{step}: the parameters "
+                     f"do not match {path}")
+  params = {k: params[k] for k in ("encoder", "head")}
+  record = {"kind": saved["kind"], "step": step,
+            "fingerprint": provenance.fingerprint_arrays(params),
+            "class_names": saved["class_names"],
+            "multilabel": saved["multilabel"]}
+  return Classifier(encoder, head, params, record)
 
 
 def check_config(config, num_devices: int | None = None) -> None:
