@@ -1,7 +1,7 @@
 """recon_jax: look inside audio CNNs by turning activations back into sound.
 
 Subpackages: `ops` (pooling/unpooling with switches, STFT), `models`, `data`,
-`inversion`, `train`, `metrics`, `report`. `ops` and `metrics` are imported
+`inversion`, `analysis`, `train`, `metrics`, `report`, `experiments`. `ops` and `metrics` are imported
 with the package; the others on first use (`recon_jax.train.fit` works
 after a plain `import recon_jax`), so importing the primitives stays light.
 """
@@ -12,7 +12,8 @@ from recon_jax import ops
 
 __version__ = "0.1.0"
 
-_LAZY_SUBPACKAGES = ("data", "inversion", "models", "report", "train")
+_LAZY_SUBPACKAGES = ("analysis", "data", "experiments", "inversion", "models",
+                     "report", "train")
 
 
 def __getattr__(name):
