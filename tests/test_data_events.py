@@ -120,16 +120,34 @@ def test_every_class_makes_an_event_of_its_kind(label):
 
 
 def test_a_clip_holds_its_labelled_events():
-  c = events.check_config(_small(events_per_clip=(1, 1), clip_peak=(0.5, 0.5)))
+  c = events.check_config(_small(events_per_clip=(1, 1), clip_peak=(0.5, 0.5),
+                                 occurrences=(1, 1)))
   x, labels = events.make_clip(c, np.random.default_rng(0), first_class=0)
   assert labels == [0] and x.shape == (4000,)
-  assert np.max(np.abs(x)) == pytest.approx(0.5, abs=0.01)
+  # Peak 0.5 before the noise floor (std <= 0.01) is added.
+  assert np.max(np.abs(x)) == pytest.approx(0.5, abs=0.04)
   spectrum = np.abs(np.fft.rfft(x))**2  # Pure_tone: one line over the floor.
   peak = np.argmax(spectrum)
   assert np.sum(spectrum[peak - 5:peak + 6]) > 0.9 * np.sum(spectrum)
   c = events.check_config(_small(events_per_clip=(3, 3)))
   _, labels = events.make_clip(c, np.random.default_rng(0), first_class=1)
   assert labels == [0, 1, 2]
+
+
+def test_a_source_sounds_as_often_as_drawn():
+  # One 50 ms tone in 1 s: three occurrences light up about three times
+  # as many samples as one (onsets may overlap a little).
+  active = {}
+  for times in (1, 3):
+    c = events.check_config(_small(
+        events_per_clip=(1, 1), clip_seconds=1.0, event_seconds=(0.05, 0.05),
+        occurrences=(times, times), noise_floor_db=(-120.0, -120.0)))
+    x, _ = events.make_clip(c, np.random.default_rng(0), first_class=0)
+    active[times] = np.sum(np.abs(x) > 1e-3)
+  assert 380 <= active[1] <= 400
+  assert 2.5 * active[1] <= active[3] <= 3.05 * active[1]  # levels +-3 dB
+  with pytest.raises(ValueError, match="events.occurrences"):
+    events.check_config(_small(occurrences=(0, 2)))
 
 
 def test_same_seed_same_bytes_any_worker_count(tmp_path):

@@ -1,9 +1,14 @@
 """An FSD50K-layout multi-label sound event data set, made procedurally
 (SPEC B1b).
 
-Each clip is `clip_seconds` (default 5 s) at 8 kHz mixing 1-4 events of
-distinct classes at random onsets, durations and levels over a faint noise
-floor; its labels are the classes of its events. Written like FSD50K:
+Each clip is `clip_seconds` (default 5 s) at 8 kHz mixing 1-4 sound
+sources of distinct classes over a faint noise floor; each source sounds
+2-4 times (`occurrences`: the same rendition at random onsets and levels,
+as a dog barks or a siren comes back), so the two halves of a clip usually
+share sources, as AudioSet's scenes do (SimCLR's positive pairs are two
+non-overlapping views of one clip: with single events they would share
+nothing, and contrastive training collapses). Its labels are the classes
+of its sources. Written like FSD50K:
 
   DIR/FSD50K.dev_audio/<fname>.wav     16-bit PCM, mono, 8 kHz
   DIR/FSD50K.eval_audio/<fname>.wav
@@ -75,6 +80,7 @@ def get_config(size="default"):
   c.clip_seconds = 5.0
   c.events_per_clip = (1, 4)  # Inclusive range, uniform.
   c.event_seconds = (0.3, 2.5)  # Log-uniform (a spoken word keeps its length).
+  c.occurrences = (2, 4)  # Times each source sounds, inclusive, uniform.
   c.event_level_db = (-20.0, 0.0)  # Each event's peak re the loudest, uniform.
   c.noise_floor_db = (-60.0, -40.0)  # White noise std re full scale, uniform.
   c.clip_peak = (0.3, 0.9)  # The mixture's peak, uniform.
@@ -153,6 +159,7 @@ def check_config(config=None) -> ml_collections.ConfigDict:
                      "[0.5, 600]")
   _range(c, "events_per_clip", 1, len(classes), integers=True)
   _range(c, "event_seconds", 0.0, c.clip_seconds, open_lo=True)
+  _range(c, "occurrences", 1, 100, integers=True)
   _range(c, "event_level_db", -60.0, 0.0)
   _range(c, "noise_floor_db", -120.0, -20.0)
   _range(c, "clip_peak", 0.0, 1.0, open_lo=True)
@@ -354,8 +361,10 @@ def make_clip(config, rng, first_class):
   """One clip: (float64 (clip_seconds * 8000,) in [-1, 1], sorted list of
   class indices into config.classes).
 
-  The first event is of class `first_class` (coverage of every class);
-  the rest of distinct random classes.
+  The first source is of class `first_class` (coverage of every class);
+  the rest of distinct random classes. Each source is one rendition of its
+  class, sounding `occurrences` times at random onsets (levels within
+  +-3 dB of the source's).
   """
   classes = list(config.classes)
   n = int(round(config.clip_seconds * SAMPLE_RATE))
@@ -367,9 +376,13 @@ def make_clip(config, rng, first_class):
   for c in chosen:
     length = int(round(_log_uniform(rng, *config.event_seconds) * SAMPLE_RATE))
     event = make_event(classes[c], rng, max(length, 16))[:n]
-    onset = int(rng.integers(n - len(event) + 1))
     level = 10.0**(rng.uniform(*config.event_level_db) / 20.0)
-    x[onset:onset + len(event)] += level * event
+    times = int(rng.integers(config.occurrences[0],
+                             config.occurrences[1] + 1))
+    for _ in range(times):
+      onset = int(rng.integers(n - len(event) + 1))
+      jitter = 10.0**(rng.uniform(-3.0, 3.0) / 20.0)
+      x[onset:onset + len(event)] += level * jitter * event
   x *= rng.uniform(*config.clip_peak) / np.max(np.abs(x))
   x += rng.normal(0.0, 10.0**(rng.uniform(*config.noise_floor_db) / 20.0), n)
   return np.clip(x, -1.0, 1.0), sorted(int(c) for c in chosen)
