@@ -15,6 +15,7 @@ from recon_jax.data import audio_io
 from recon_jax.train import cnn12_contrastive as con
 from recon_jax.train import cnn12_eval
 from recon_jax.train import loop
+from recon_jax.train import losses
 
 _ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, _ROOT)
@@ -146,6 +147,7 @@ def test_train_contrastive_records_keeps_a_series_and_its_encoder_loads(
   assert result["steps"] == 2
   assert 0 <= v["pair_top1"] <= 1 and v["pair_top1_chance"] == 1 / 15
   assert np.isfinite(v["nt_xent"]) and v["nt_xent"] > 0
+  assert v["collapsed"] in (0.0, 1.0)
   assert provenance.read_json(os.path.join(workdir, "eval.json")) == result
   assert loop.list_checkpoint_steps(workdir) == [1, 2]  # The kept series.
   made_by = provenance.read_json(os.path.join(workdir, "made_by.json"))
@@ -160,6 +162,24 @@ def test_train_contrastive_records_keeps_a_series_and_its_encoder_loads(
   config.background.source = "none"
   with pytest.raises(provenance.ProvenanceError, match="background"):
     con.train_contrastive(config, workdir, data, seed=0)
+
+
+def test_a_collapsed_representation_is_named():
+  # Identical embeddings: every similarity equal, loss log(2N - 1).
+  n = 20
+  z = np.ones((n, 8), np.float32)
+  loss = float(losses.nt_xent_loss(z, z, 0.1))
+  assert loss == pytest.approx(np.log(2 * n - 1), rel=1e-5)
+  chance = 1 / (2 * n - 1)
+  assert con.collapsed({"nt_xent": loss, "pair_top1": chance,
+                        "pair_top1_chance": chance})
+  # A representation that tells pairs apart is not collapsed.
+  z1 = np.eye(n, 8 * 4, dtype=np.float32)
+  learned = float(losses.nt_xent_loss(z1, z1, 0.1))
+  assert not con.collapsed({"nt_xent": learned, "pair_top1": 1.0,
+                            "pair_top1_chance": chance})
+  assert not con.collapsed({"nt_xent": loss, "pair_top1": 0.5,
+                            "pair_top1_chance": chance})
 
 
 def test_background_from_a_folder_is_cut_and_padded(tmp_path):

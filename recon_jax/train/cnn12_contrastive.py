@@ -307,6 +307,15 @@ def pair_metrics(encoder, projection, params, store: cnn12_data.ClipStore,
           "pair_top1_chance": 1.0 / (2 * n - 1)}
 
 
+def collapsed(pair: dict, tolerance: float = 0.01) -> bool:
+  """Whether pair metrics show a collapsed representation: NT-Xent within
+  `tolerance` (relative) of log(2N - 1), the loss of identical embeddings,
+  and pair top-1 no better than twice chance."""
+  n2 = 1.0 / pair["pair_top1_chance"]  # 2N - 1
+  return bool(pair["nt_xent"] >= (1 - tolerance) * np.log(n2)
+              and pair["pair_top1"] <= 2 * pair["pair_top1_chance"])
+
+
 # --- Training ----------------------------------------------------------------
 
 
@@ -436,6 +445,14 @@ def train_contrastive(config, workdir: str, data, seed: int, *,
       mesh=mesh, record=setup.made_by)
   validation = (last["result"] if last.get("step") == setup.num_steps
                 else run_eval(state.params))
+  validation = {**validation, "collapsed": float(collapsed(validation))}
+  if validation["collapsed"]:
+    logging.warning(
+        "%s: the representation collapsed: held-out NT-Xent %.4f is "
+        "log(2N - 1), what identical embeddings give, and pair top-1 %.4f "
+        "is at chance; its features carry nothing (positives that share no "
+        "content, or a learning rate too high)", workdir,
+        validation["nt_xent"], validation["pair_top1"])
   result = {"validation": validation, "steps": setup.num_steps}
   if jax.process_index() == 0:
     provenance.write_json_atomic(paths[sup.EVAL_JSON], result)
