@@ -28,6 +28,12 @@ Decoders: train_decoder (stacked, through recon_jax.train.fit; batches from
 array_batches) / load_decoder / decoder_exists -> TrainedDecoder;
 mangled_decoder_check for the switch-unpooling leak.
 `layer_targets` computes Y*_n from originals; `make_energy` is E.
+Sonification (SPEC B3, the sonification paper's deconvnet, deconvnet.py):
+sonify(model, params, x, layer, feature_map=None, chunk_size=None) for
+waveforms x (T,) or (N, T) and a CNN12 (or a DeconvNetwork adapter);
+sonify_pairs (one map per clip, (N, T));
+silent_maps (maps with zero activation) and map_activity (mean |activation|,
+the 'most active' ranking) of a layer.
 """
 from recon_jax.inversion.annealing import AnnealingConfig
 from recon_jax.inversion.annealing import estimate_input_rms
@@ -55,3 +61,7 @@ from recon_jax.inversion.objective import check_targets
 from recon_jax.inversion.objective import curvature
 from recon_jax.inversion.objective import layer_targets
 from recon_jax.inversion.objective import make_energy
+from recon_jax.inversion.deconvnet import map_activity
+from recon_jax.inversion.deconvnet import silent_maps
+from recon_jax.inversion.deconvnet import sonify
+from recon_jax.inversion.deconvnet import sonify_pairs
