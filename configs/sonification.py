@@ -1,0 +1,94 @@
+"""The sonification paper's analyses on trained CNN12s (SPEC B3, B4):
+top-k clips per feature map, the residual test (Fig. 6), mean top-5
+coherence (Fig. 7), feature evolution (Fig. 5), layer importance (Fig. 4),
+and the offline page to look and listen.
+
+  python experiments/sonification.py --config=configs/sonification.py \
+      --workdir=runs/sonification \
+      --config.supervised=runs/cnn12_events \
+      --config.contrastive=runs/cnn12_simclr \
+      --config.probe=runs/cnn12_probe_events \
+      --config.finetune=runs/cnn12_finetune_events \
+      --config.data.dir=runs/data/events
+
+The four run folders are what experiments/train_cnn12.py wrote with
+configs/cnn12_events.py, cnn12_simclr.py, cnn12_probe.py:events and
+cnn12_finetune.py:events (every seed found in them is used); data is the
+set they were trained on (checked against their records). Each analysis
+has its own entry point with this config (experiments/topk.py,
+residual_test.py, coherence.py, feature_evolution.py, layer_importance.py,
+sonification_page.py); experiments/sonification.py runs them all.
+
+Variants:
+  default  the generated event set's test split, every layer, the page with
+           the 8 most active maps of each layer; layer importance at blocks
+           1, 3, 5, 7, 9, 11, 1 seed, 5 epochs per run (encoders at an
+           eighth of the paper's widths, as the CNN12 configs' default).
+  tiny     3 layers, 2 maps per layer, 24 clips, 1/64 widths (tests).
+"""
+import ml_collections
+
+from configs import cnn12_probe
+from recon_jax.train import cnn12_data
+
+
+def get_config(variant: str = "default"):
+  if variant not in ("default", "tiny"):
+    raise ValueError(f"unknown variant {variant!r}: want 'default' or 'tiny'")
+  c = ml_collections.ConfigDict()
+  c.seed = 0
+  # Run folders of experiments/train_cnn12.py (seed_<s> inside).
+  c.supervised = ""
+  c.contrastive = ""
+  c.probe = ""
+  c.finetune = ""
+  c.data = cnn12_data.data_config("generated_events")
+  c.split = "test"
+  c.max_clips = 0  # 0: every clip of the split.
+  c.layers = tuple(range(1, 12))
+  c.batch_size = 16
+  c.chunk_size = 0  # sonify's chunk (0: its default memory bound).
+
+  c.topk = ml_collections.ConfigDict()
+  c.topk.k = 3
+
+  c.coherence = ml_collections.ConfigDict()
+  c.coherence.k = 5
+  # 'paper': scipy's defaults and the k largest values (the text);
+  # 'authors': nperseg 160, noverlap 80, nfft 512, the k highest peaks.
+  c.coherence.method = "paper"
+
+  c.evolution = ml_collections.ConfigDict()
+  c.evolution.layers = (3, 5, 8, 11)
+
+  c.layer_importance = ml_collections.ConfigDict()
+  c.layer_importance.layers = (1, 3, 5, 7, 9, 11)
+  c.layer_importance.modes = ("fc_only", "full")
+  # The probe / fine-tune settings of every run (configs/cnn12_probe.py;
+  # its model block must describe the encoders, its data block is replaced
+  # by `data`).
+  probe = cnn12_probe.get_config("tiny,events" if variant == "tiny"
+                                 else "events")
+  probe.unlock()
+  probe.seeds = (0,)
+  probe.train.num_epochs = 1 if variant == "tiny" else 5
+  probe.train.warmup_epochs = 0 if variant == "tiny" else 1
+  probe.lock()
+  c.layer_importance.probe = probe
+
+  c.page = ml_collections.ConfigDict()
+  c.page.maps_per_layer = 8
+  c.page.figure_layers = (1, 3, 5, 7, 9, 11)
+
+  if variant == "tiny":
+    c.data.size = "tiny"
+    c.max_clips = 24
+    c.layers = (1, 5, 11)
+    c.batch_size = 8
+    c.evolution.layers = (5,)
+    c.layer_importance.layers = (2, 11)
+    c.page.maps_per_layer = 2
+    c.page.figure_layers = (1, 11)
+  c.lock()
+  return c
+

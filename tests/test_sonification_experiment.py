@@ -1,0 +1,237 @@
+"""The sonification analyses end to end on tiny trained CNN12s: top-k,
+residual test, coherence, feature evolution, layer importance, the page,
+findings; resuming, provenance refusals, bad input, the entry points."""
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from configs import cnn12_events
+from configs import cnn12_finetune
+from configs import cnn12_probe
+from configs import cnn12_simclr
+from configs import sonification as sonification_config
+from recon_jax import inversion
+from recon_jax import provenance
+from recon_jax.experiments import sonification
+from recon_jax.train import cnn12_data
+from recon_jax.train import cnn12_eval
+from recon_jax.train import loop
+
+_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+_NO_AUGMENT = ("gain_p", "noise_p", "mask_p", "mixup_p")
+
+
+def _tiny(module, variant, data_dir, **fields):
+  c = module.get_config(variant)
+  c.unlock()
+  c.data.dir = data_dir
+  for p in _NO_AUGMENT:
+    if p in c.augment:
+      c.augment[p] = 0.0
+  for key, value in fields.items():
+    target = c
+    *path, last = key.split(".")
+    for part in path:
+      target = target[part]
+    target[last] = value
+  c.lock()
+  return c
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory):
+  """Tiny supervised, contrastive, probe and fine-tune runs on the tiny
+  generated event set, as experiments/train_cnn12.py writes them."""
+  root = tmp_path_factory.mktemp("sonification_runs")
+  data_dir = str(root / "events")
+  out = {"data": data_dir}
+  sup_c = _tiny(cnn12_events, "tiny", data_dir, **{
+      "train.num_epochs": 1, "train.warmup_epochs": 0})
+  data = cnn12_data.load_data(sup_c.data, str(root))
+  out["supervised"] = str(root / "supervised")
+  cnn12_eval.run_recipe(sup_c, out["supervised"], data)
+  con_c = _tiny(cnn12_simclr, "tiny", data_dir, **{
+      "background.source": "none"})
+  out["contrastive"] = str(root / "contrastive")
+  cnn12_eval.run_recipe(con_c, out["contrastive"], data)
+  for name, module in (("probe", cnn12_probe), ("finetune", cnn12_finetune)):
+    c = _tiny(module, "tiny,events", data_dir, **{
+        "train.num_epochs": 1, "train.warmup_epochs": 0,
+        "encoder.workdir": out["contrastive"]})
+    out[name] = str(root / name)
+    cnn12_eval.run_recipe(c, out[name], data)
+  return out
+
+
+def _config(runs, **fields):
+  c = sonification_config.get_config("tiny")
+  c.unlock()
+  for field in ("supervised", "contrastive", "probe", "finetune"):
+    c[field] = runs[field]
+  c.data.dir = runs["data"]
+  for key, value in fields.items():
+    target = c
+    *path, last = key.split(".")
+    for part in path:
+      target = target[part]
+    target[last] = value
+  c.lock()
+  return c
+
+
+@pytest.fixture(scope="module")
+def analysed(runs, tmp_path_factory):
+  workdir = str(tmp_path_factory.mktemp("sonification"))
+  config = _config(runs)
+  return config, workdir, sonification.run_all(config, workdir)
+
+
+def test_topk_matches_the_activity_of_every_clip(runs, analysed):
+  config, workdir, out = analysed
+  inputs = sonification.load_inputs(config, workdir)
+  enc = cnn12_eval.load_encoder(os.path.join(runs["contrastive"], "seed_0"))
+  x = np.stack([inputs.store.clip(i) for i in range(len(inputs.store))])
+  for layer in config.layers:
+    activity = np.asarray(inversion.map_activity(enc.model, enc.params, x,
+                                                 layer))
+    top = out["topk"]["contrastive"][str(layer)]
+    assert np.asarray(top["indices"]).shape == (activity.shape[1], 3)
+    want = -np.sort(-activity, axis=0)[:3].T
+    np.testing.assert_allclose(top["scores"], want, rtol=1e-5, atol=1e-7)
+
+
+def test_residual_test_and_coherence_cover_every_group_and_layer(analysed):
+  config, workdir, out = analysed
+  res = out["residual_test"]
+  assert res["metric"] == "mAP"
+  assert set(res["groups"]) == {"supervised", "fc_only", "full"}
+  for v in res["groups"].values():
+    assert len(v["residual"]) == len(config.layers)
+    assert all(0 <= r["mean"] <= 1 for r in v["residual"])
+    assert 0 <= v["clean"]["mean"] <= 1
+  coh = out["coherence"]
+  assert set(coh["groups"]) == {"supervised", "contrastive"}
+  for v in coh["groups"].values():
+    means = [c["mean"] for c in v["coherence"]]
+    assert all(0 <= m <= 1 for m in means if np.isfinite(m))
+  for png in ("residual_test/fig6_residual_test.png",
+              "coherence/fig7_coherence.png",
+              "layer_importance/fig4_layer_importance.png"):
+    assert os.path.getsize(os.path.join(workdir, png)) > 1000
+
+
+def test_residual_is_the_input_minus_the_most_active_sonification(runs,
+                                                                   analysed):
+  config, workdir, _ = analysed
+  inputs = sonification.load_inputs(config, workdir)
+  clf = cnn12_eval.load_classifier(os.path.join(runs["supervised"], "seed_0"))
+  layer = config.layers[1]
+  sonified, maps, _ = sonification.sonify_most_active(
+      clf.encoder, clf.params["encoder"], inputs.store, layer, 8, 0)
+  x = inputs.store.clip(3)
+  activity = np.asarray(inversion.map_activity(
+      clf.encoder, clf.params["encoder"], x, layer))
+  assert maps[3] == activity.argmax() + 1
+  s = np.asarray(inversion.sonify(clf.encoder, clf.params["encoder"], x,
+                                  layer, maps[3]))
+  np.testing.assert_allclose(sonified[3], s, rtol=1e-5, atol=1e-6)
+
+
+def test_feature_evolution_sonifies_every_kept_checkpoint(runs, analysed):
+  config, workdir, out = analysed
+  ev = out["feature_evolution"]
+  steps = loop.list_checkpoint_steps(os.path.join(runs["contrastive"],
+                                                  "seed_0"))
+  assert ev["steps"] == steps and len(steps) >= 2
+  (entry,) = ev["entries"]
+  assert entry["layer"] == config.evolution.layers[0]
+  assert [s["step"] for s in entry["steps"]] == steps
+  for s in entry["steps"]:
+    assert os.path.exists(os.path.join(workdir, "feature_evolution",
+                                       s["sonification_wav"]))
+
+
+def test_layer_importance_trains_each_layer_and_mode(analysed):
+  config, _, out = analysed
+  li = out["layer_importance"]
+  assert li["layers"] == list(config.layer_importance.layers)
+  for v in li["encoders"].values():
+    assert set(v["mean"]) == {"fc_only", "full"}
+    assert all(len(m) == len(li["layers"]) for m in v["mean"].values())
+
+
+def test_page_lists_the_chosen_maps_with_their_media(analysed):
+  config, workdir, out = analysed
+  page_dir = os.path.join(workdir, "sonification_page")
+  manifest = json.load(open(os.path.join(page_dir, "manifest.json")))
+  assert set(manifest["models"]) == {"supervised", "contrastive"}
+  for name, model in manifest["models"].items():
+    assert [l["layer"] for l in model["layers"]] == list(config.layers)
+    for layer in model["layers"]:
+      top1 = np.asarray(out["topk"][name][str(layer["layer"])]["scores"])[
+          :, 0]
+      n = min(config.page.maps_per_layer, len(top1))
+      assert len(layer["maps"]) == n  # The n most active maps.
+      np.testing.assert_allclose(
+          sorted((m["activity"] for m in layer["maps"]), reverse=True),
+          np.sort(top1)[::-1][:n], rtol=1e-6)
+      for m in layer["maps"]:
+        assert len(m["clips"]) == config.topk.k
+  assert manifest["models"]["contrastive"]["evolution"]
+  titles = [f["title"] for f in manifest["figures"]]
+  assert "Residual test (Fig. 6)" in titles
+  assert open(os.path.join(page_dir, "index.html")).read().startswith(
+      "<!DOCTYPE html>")
+  summary = open(os.path.join(workdir, "summary.md")).read()
+  assert "removing the sonification lowers the metric" in summary
+  assert "coherence falls with depth" in summary
+
+
+def test_a_rerun_reuses_and_other_inputs_are_refused(runs, analysed,
+                                                     tmp_path):
+  config, workdir, out = analysed
+  again = sonification.run_all(config, workdir, ("topk", "coherence"))
+  assert again["coherence"] == json.loads(json.dumps(out["coherence"]))
+  other = _config(runs, **{"coherence.k": 3})
+  with pytest.raises(provenance.ProvenanceError, match="coherence.k"):
+    sonification.run_all(other, workdir, ("coherence",))
+
+
+def test_bad_config_and_inputs_are_named(runs, tmp_path):
+  with pytest.raises(ValueError, match="config.layers"):
+    sonification.check_config(_config(runs, layers=(0, 3)))
+  with pytest.raises(ValueError, match="coherence.method"):
+    sonification.check_config(_config(runs, **{"coherence.method": "x"}))
+  with pytest.raises(FileNotFoundError, match="config.probe=.*no seed_"):
+    sonification.run_all(_config(runs, probe=str(tmp_path)),
+                         str(tmp_path / "w"), ("residual_test",))
+  other_data = _config(runs, **{"data.dir": str(tmp_path / "other"),
+                                "data.seed": 1})
+  with pytest.raises(provenance.ProvenanceError, match="trained on data"):
+    sonification.run_all(other_data, str(tmp_path / "w2"), ("topk",))
+
+
+def test_entry_point_prints_findings_and_one_line_errors(runs, analysed,
+                                                         tmp_path):
+  config, workdir, _ = analysed
+  args = [f"--config={_ROOT}/configs/sonification.py:tiny",
+          f"--workdir={workdir}"] + [
+              f"--config.{f}={runs[f]}" for f in (
+                  "supervised", "contrastive", "probe", "finetune")] + [
+                      f"--config.data.dir={runs['data']}"]
+  out = subprocess.run([sys.executable, os.path.join(
+      _ROOT, "experiments", "coherence.py")] + args, capture_output=True,
+                       text=True, timeout=600)
+  assert out.returncode == 0, out.stderr[-3000:]
+  assert "coherence falls with depth" in out.stdout
+  bad = subprocess.run([sys.executable, os.path.join(
+      _ROOT, "experiments", "topk.py")] + args[:2] + [
+          "--config.layers=(1,12)"], capture_output=True, text=True,
+                       timeout=600)
+  assert bad.returncode == 1
+  assert bad.stderr.strip().splitlines()[-1].startswith("error: ValueError")
+  assert "Traceback" not in bad.stderr
