@@ -316,21 +316,23 @@ def residual_test(config, workdir: str, inputs: Inputs | None = None) -> dict:
   if saved is not None:
     return saved
   metric = "mAP" if inputs.store.multilabel else "accuracy"
-  cache = {}  # encoder fingerprint -> {layer: sonifications}
+  cache = {}  # {'encoder': fingerprint, layer: {clip: sonification}}
   groups = {}
   for group, runs in classifiers.items():
     clean, per_layer = [], {layer: [] for layer in config.layers}
     for seed, clf in runs:
       clean.append(sup.evaluate(clf.encoder, clf.head, clf.params,
                                 inputs.store)[metric])
+      # fc-only runs share the frozen encoder: sonify it once.
       key = provenance.fingerprint_arrays(clf.params["encoder"])
+      if cache.get("encoder") != key:
+        cache = {"encoder": key}
       for layer in config.layers:
-        if (key, layer) not in cache:
-          cache.clear() if len(cache) > 2 * len(config.layers) else None
-          cache[key, layer] = sonify_most_active(
+        if layer not in cache:
+          cache[layer] = sonify_most_active(
               clf.encoder, clf.params["encoder"], inputs.store, layer,
               config.batch_size, config.chunk_size)[0]
-        sonified = cache[key, layer]
+        sonified = cache[layer]
         residual = replace_clips(inputs.store, {
             i: inputs.store.clip(i) - s for i, s in sonified.items()})
         per_layer[layer].append(sup.evaluate(
