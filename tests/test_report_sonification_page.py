@@ -4,8 +4,9 @@ The page test opens index.html from file:// in headless Chromium (Debian's
 `chromium`, driven by Playwright; tests/install.sh installs both) and
 fails, never skips, when Chromium is missing.
 
-Run as a script, this file rewrites docs/sonification_page.png, the README's
-screenshot of the page on the synthetic demo built here:
+Run as a script, this file writes a screenshot of the page on the synthetic
+demo built here (the README's screenshot is of a real run's page, made by
+recon_jax.report.sonification_page.screenshot_page):
   python tests/test_report_sonification_page.py
 """
 import copy
@@ -494,7 +495,7 @@ if __name__ == "__main__":
         "contrastive": {l: 1 for l in range(1, 12)}},
                    silent=("supervised", 3, 12))
     path = page_lib.write_page(str(d), m)
-    target = str(root / "docs" / "sonification_page.png")
+    target = str(root / "sonification_page_demo.png")
     page_lib.screenshot_page(path, target, width=1280, height=1000,
                              fragment="model=supervised&layer=3&map=2")
     print(target, file=sys.stderr)
