@@ -1,14 +1,5 @@
-"""Runs the sonification analysis 'layer_importance' (SPEC B3, B4) on trained CNN12s.
-
-  python experiments/layer_importance.py --config=configs/sonification.py \
-      --workdir=runs/sonification --config.supervised=runs/cnn12_events \
-      --config.contrastive=runs/cnn12_simclr \
-      --config.probe=runs/cnn12_probe_events \
-      --config.finetune=runs/cnn12_finetune_events \
-      --config.data.dir=runs/data/events
-
-See configs/sonification.py and recon_jax/experiments/sonification.py.
-"""
+"""Runs layer importance (Fig. 4)
+on trained CNN12s (flags: as experiments/sonification.py)."""
 import os
 import sys
 
