@@ -1,4 +1,5 @@
-"""Runs every analysis of the sonification paper and the offline page (SPEC B3, B4) on trained CNN12s.
+"""Runs every analysis of the sonification paper (SPEC B3, B4) and writes
+the offline page, on trained CNN12s.
 
   python experiments/sonification.py --config=configs/sonification.py \
       --workdir=runs/sonification --config.supervised=runs/cnn12_events \
