@@ -1,15 +1,8 @@
 """Test set-up: a fake 8-device CPU mesh, set before JAX is imported anywhere."""
 import os
 
-# The 8 fake devices are threads sharing 2 cores with a second test worker;
-# XLA:CPU aborts the process when a collective's participants arrive more
-# than its rendezvous timeout apart (tens of seconds), which a starved
-# thread can exceed under load: give them half an hour.
 os.environ["XLA_FLAGS"] = (
-    os.environ.get("XLA_FLAGS", "")
-    + " --xla_force_host_platform_device_count=8"
-    + " --xla_cpu_collective_call_terminate_timeout_seconds=1800"
-    + " --xla_cpu_collective_timeout_seconds=1800"
+    os.environ.get("XLA_FLAGS", "") + " --xla_force_host_platform_device_count=8"
 ).strip()
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
 
