@@ -57,6 +57,12 @@ def torch_reference(threads: int | None = None):
     raise RuntimeError("this CPU cannot flush denormals in PyTorch; ratios "
                        "against XLA (which does) would not be fair")
   torch.set_num_threads(threads or os.cpu_count())
+  # The flag is per thread (MXCSR); an op large enough to be split over the
+  # intra-op threads shows whether every one of them flushes.
+  tiny = torch.full((1 << 22,), 1e-39) * 0.5
+  if bool(tiny.ne(0).any()):
+    raise RuntimeError("PyTorch's intra-op threads do not flush denormals; "
+                       "ratios against XLA (which does) would not be fair")
   return torch
 
 
