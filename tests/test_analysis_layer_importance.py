@@ -11,7 +11,6 @@ import pytest
 
 from recon_jax import analysis
 from recon_jax import provenance
-from recon_jax.data import audio_folder
 from recon_jax.models import cnn12
 from recon_jax.train import cnn12_eval
 from recon_jax.train import cnn12_supervised as sup
@@ -21,31 +20,16 @@ _ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, _ROOT)
 from configs import cnn12_probe  # noqa: E402
 
-CLIP = 2400  # Just over CNN12's receptive field of 2370 samples.
+sys.path.insert(0, os.path.dirname(__file__))
+import test_train_cnn12 as train_tests  # noqa: E402
+
+CLIP = train_tests.CLIP  # Just over CNN12's receptive field (2370).
 WIDTHS = (2, 2, 4, 4, 4, 4, 4, 4, 8, 8, 8)
 
 
-def keyword_data(classes=2, n_train=16, n_eval=8, seed=0):
-  """A KeywordData of tones, one octave per class."""
-  rng = np.random.default_rng(seed)
-  t = np.arange(CLIP) / 8000.0
-
-  def split(n, first):
-    labels = (np.arange(n) % classes).astype(np.int32)
-    f = 300.0 * 2.0**labels[:, None] * rng.uniform(0.95, 1.05, (n, 1))
-    x = np.sin(2 * np.pi * f * t) + 0.1 * rng.normal(size=(n, CLIP))
-    x /= np.abs(x).max(1, keepdims=True)
-    return audio_folder.KeywordSplit(
-        x.astype(np.float32), labels,
-        tuple(f"c{l}/{first + i}.wav" for i, l in enumerate(labels)))
-
-  return audio_folder.KeywordData(
-      train=split(n_train, 0), validation=split(n_eval, 1000),
-      test=split(n_eval, 2000),
-      class_names=tuple(f"c{i}" for i in range(classes)),
-      background=(rng.normal(size=3000).astype(np.float32),),
-      background_names=("noise.wav",), sample_rate=8000,
-      fingerprint=f"tones{seed}")
+def keyword_data():
+  """Two classes of tones, one octave apart (test_train_cnn12's data)."""
+  return train_tests.keyword_data(classes=2, n_train=16, n_eval=8)
 
 
 def probe_config(seeds=(0,)):

@@ -32,14 +32,19 @@ def _tiny(module, variant, data_dir, **fields):
   for p in _NO_AUGMENT:
     if p in c.augment:
       c.augment[p] = 0.0
+  _set_fields(c, fields)
+  c.lock()
+  return c
+
+
+def _set_fields(c, fields):
+  """c["a"]["b"] = value for each "a.b": value of `fields`."""
   for key, value in fields.items():
     target = c
     *path, last = key.split(".")
     for part in path:
       target = target[part]
     target[last] = value
-  c.lock()
-  return c
 
 
 @pytest.fixture(scope="module")
@@ -73,12 +78,7 @@ def _config(runs, **fields):
   for field in ("supervised", "contrastive", "probe", "finetune"):
     c[field] = runs[field]
   c.data.dir = runs["data"]
-  for key, value in fields.items():
-    target = c
-    *path, last = key.split(".")
-    for part in path:
-      target = target[part]
-    target[last] = value
+  _set_fields(c, fields)
   c.lock()
   return c
 

@@ -265,26 +265,36 @@ def sonify_most_active(model, params, store, layer, batch_size, chunk_size):
 # --- Top-k -------------------------------------------------------------------
 
 
-def topk(config, workdir: str, inputs: Inputs | None = None) -> dict:
-  """{model: {layer: {"indices": (C, k) clip numbers, "scores"}}}."""
+def top_k_of_store(enc, store, layers, k: int, batch_size: int) -> dict:
+  """analysis.top_k_clips over a ClipStore batched by length: {layer:
+  (indices (C, k) into the store, scores (C, k))}."""
+  order = np.concatenate([idx for idx, _ in clip_batches(store, batch_size)])
+  found = analysis.top_k_clips(
+      enc.model, enc.params,
+      (x for _, x in clip_batches(store, batch_size)), list(layers), k=k)
+  return {layer: (order[np.asarray(t.indices)], np.asarray(t.scores))
+          for layer, t in found.items()}
+
+
+def topk(config, workdir: str, inputs: Inputs | None = None,
+         models: dict | None = None) -> dict:
+  """{model: {layer: {"indices": (C, k) clip numbers, "scores"}}}.
+
+  models: the encoders (_encoder_models(config) when None).
+  """
   inputs = inputs or load_inputs(config, workdir)
-  models = _encoder_models(config)
+  models = models or _encoder_models(config)
   folder, saved = _resume(config, workdir, inputs, "topk",
                           _fingerprints(models))
   if saved is not None:
     return saved
   results = {}
   for name, enc in models.items():
-    order = np.concatenate([idx for idx, _ in clip_batches(
-        inputs.store, config.batch_size)])
-    found = analysis.top_k_clips(
-        enc.model, enc.params,
-        (x for _, x in clip_batches(inputs.store, config.batch_size)),
-        list(config.layers), k=config.topk.k)
+    found = top_k_of_store(enc, inputs.store, config.layers, config.topk.k,
+                           config.batch_size)
     results[name] = {
-        str(layer): {"indices": order[np.asarray(t.indices)].tolist(),
-                     "scores": np.asarray(t.scores).tolist()}
-        for layer, t in found.items()}
+        str(layer): {"indices": indices.tolist(), "scores": scores.tolist()}
+        for layer, (indices, scores) in found.items()}
     logging.info("top-%d clips of %s: layers %s", config.topk.k, name,
                  list(config.layers))
   return _save(folder, results)
@@ -438,18 +448,12 @@ def feature_evolution(config, workdir: str,
   if saved is not None:
     return saved
   layers = list(config.evolution.layers)
-  found = analysis.top_k_clips(
-      final.model, final.params,
-      (x for _, x in clip_batches(inputs.store, config.batch_size)), layers,
-      k=1)
-  order = np.concatenate([idx for idx, _ in clip_batches(
-      inputs.store, config.batch_size)])
+  found = top_k_of_store(final, inputs.store, layers, 1, config.batch_size)
   chosen = {}
   for layer in layers:
-    scores = np.asarray(found[layer].scores)[:, 0]
-    m = int(scores.argmax())
-    chosen[layer] = (m + 1, int(order[np.asarray(found[layer].indices)[m, 0]]),
-                     float(scores[m]))
+    indices, scores = found[layer]
+    m = int(scores[:, 0].argmax())
+    chosen[layer] = (m + 1, int(indices[m, 0]), float(scores[m, 0]))
   encoders = [cnn12_eval.load_encoder(run, step) for step in steps]
   entries = []
   for layer in layers:
@@ -501,8 +505,8 @@ def layer_importance(config, workdir: str,
                      inputs: Inputs | None = None) -> dict:
   """Fig. 4 for the supervised and the contrastive encoder: per mode
   (fc_only, full) and layer, the validation metric (mean, 95% interval over
-  config.layer_importance.probe.seeds); dashed lines from the whole-encoder runs
-  (config.supervised, .probe, .finetune summaries) where present."""
+  config.layer_importance.probe.seeds); dashed lines from the whole-encoder
+  runs (config.supervised, .probe, .finetune summaries) where present."""
   inputs = inputs or load_inputs(config, workdir)
   models = _encoder_models(config)
   folder, saved = _resume(config, workdir, inputs, "layer_importance",
@@ -552,8 +556,8 @@ def sonification_page(config, workdir: str,
   the figures of the analyses already run are included.
   """
   inputs = inputs or load_inputs(config, workdir)
-  found = topk(config, workdir, inputs)
   models = _encoder_models(config)
+  found = topk(config, workdir, inputs, models)
   folder, saved = _resume(config, workdir, inputs, "sonification_page",
                           _fingerprints(models))
   if saved is not None and os.path.exists(saved["page"]):

@@ -84,6 +84,40 @@ def encoder_dir(c) -> str:
       f"seed_{c.seed}/ (encoder.seed={c.seed}): not a CNN12 training run")
 
 
+def _saved_run(run_dir: str, kinds, what: str) -> tuple[str, dict]:
+  """(path, contents) of a training run's model_config.json, whose kind
+  must be one of `kinds`; FileNotFoundError / ValueError naming the file."""
+  path = os.path.join(run_dir, sup.MODEL_CONFIG)
+  if not os.path.exists(path):
+    raise FileNotFoundError(f"{run_dir}: no {sup.MODEL_CONFIG}; not a CNN12 "
+                            "training run")
+  saved = provenance.read_json(path)
+  if saved.get("kind") not in kinds:
+    raise ValueError(f"{path}: kind {saved.get('kind')!r}, not a CNN12 "
+                     f"{what} (want one of {tuple(kinds)})")
+  return path, saved
+
+
+def _checkpoint_step(run_dir: str, step: int | None) -> int:
+  """`step`, or the newest checkpoint's; FileNotFoundError if none."""
+  steps = loop.list_checkpoint_steps(run_dir)
+  if not steps:
+    raise FileNotFoundError(f"{run_dir}/{loop.CHECKPOINTS}: no checkpoint; "
+                            "train it first")
+  return steps[-1] if step is None else int(step)
+
+
+def _check_shapes(params, init: Callable, message: str) -> None:
+  """ValueError(message) unless params has init()'s structure, shapes and
+  dtypes (init is only traced: jax.eval_shape)."""
+  want = jax.tree.map(lambda s: (tuple(s.shape), np.dtype(s.dtype)),
+                      jax.eval_shape(init))
+  have = jax.tree.map(lambda a: (tuple(np.shape(a)), np.asarray(a).dtype),
+                      params)
+  if want != have:
+    raise ValueError(message)
+
+
 def load_encoder(run_dir: str, step: int | None = None) -> Encoder:
   """The CNN12 encoder saved by a supervised or contrastive run.
 
@@ -97,34 +131,19 @@ def load_encoder(run_dir: str, step: int | None = None) -> Encoder:
       not match its model_config.json.
   """
   run_dir = provenance.check_workdir(run_dir, "encoder run directory")
-  path = os.path.join(run_dir, sup.MODEL_CONFIG)
-  if not os.path.exists(path):
-    raise FileNotFoundError(f"{run_dir}: no {sup.MODEL_CONFIG}; not a CNN12 "
-                            "training run")
-  saved = provenance.read_json(path)
-  if saved.get("kind") not in ENCODER_KINDS:
-    raise ValueError(f"{path}: kind {saved.get('kind')!r}, not a CNN12 "
-                     f"encoder run (want one of {ENCODER_KINDS})")
+  path, saved = _saved_run(run_dir, ENCODER_KINDS, "encoder run")
   model = sup.encoder_from_record(saved["encoder"])
-  steps = loop.list_checkpoint_steps(run_dir)
-  if not steps:
-    raise FileNotFoundError(f"{run_dir}/{loop.CHECKPOINTS}: no checkpoint; "
-                            "train it first")
-  step = steps[-1] if step is None else int(step)
-  target = jax.eval_shape(
-      lambda: model.init(jax.random.key(0),
-                         jnp.zeros((1, cnn12.MIN_INPUT_LENGTH))))["params"]
+  step = _checkpoint_step(run_dir, step)
   params = loop.restore_params_at(run_dir, step)
   if "encoder" not in params:
     raise ValueError(f"{run_dir}/{loop.CHECKPOINTS}/{step} holds no "
                      "'encoder' parameters")
   params = params["encoder"]
-  want = jax.tree.map(lambda s: (tuple(s.shape), np.dtype(s.dtype)), target)
-  have = jax.tree.map(lambda a: (tuple(np.shape(a)), np.asarray(a).dtype),
-                      params)
-  if want != have:
-    raise ValueError(f"{run_dir}/{loop.CHECKPOINTS}/{step}: the encoder "
-                     f"parameters do not match {path} ({saved['encoder']})")
+  _check_shapes(
+      params, lambda: model.init(jax.random.key(0), jnp.zeros(
+          (1, cnn12.MIN_INPUT_LENGTH)))["params"],
+      f"{run_dir}/{loop.CHECKPOINTS}/{step}: the encoder parameters do not "
+      f"match {path} ({saved['encoder']})")
   record = {"kind": saved["kind"], "step": step,
             "fingerprint": provenance.fingerprint_arrays(params)}
   logging.info("Encoder from %s step %d (%s, fingerprint %s)", run_dir, step,
@@ -155,25 +174,13 @@ def load_classifier(run_dir: str, step: int | None = None) -> Classifier:
       does not match its model_config.json.
   """
   run_dir = provenance.check_workdir(run_dir, "classifier run directory")
-  path = os.path.join(run_dir, sup.MODEL_CONFIG)
-  if not os.path.exists(path):
-    raise FileNotFoundError(f"{run_dir}: no {sup.MODEL_CONFIG}; not a CNN12 "
-                            "training run")
-  saved = provenance.read_json(path)
-  if saved.get("kind") != "cnn12_classifier":
-    raise ValueError(f"{path}: kind {saved.get('kind')!r}, not a CNN12 "
-                     "classifier run (a supervised, probe or fine-tune run)")
+  path, saved = _saved_run(
+      run_dir, ("cnn12_classifier",),
+      "classifier run (a supervised, probe or fine-tune run)")
   encoder = sup.encoder_from_record(saved["encoder"])
   head = heads.ClassifierHead(saved["head"]["num_classes"],
                               relu_input=saved["head"]["relu_input"])
-  steps = loop.list_checkpoint_steps(run_dir)
-  if not steps:
-    raise FileNotFoundError(f"{run_dir}/{loop.CHECKPOINTS}: no checkpoint; "
-                            "train it first")
-  step = steps[-1] if step is None else int(step)
-  if step not in steps:
-    raise FileNotFoundError(f"{run_dir}/{loop.CHECKPOINTS}: no step {step} "
-                            f"(kept: {steps})")
+  step = _checkpoint_step(run_dir, step)
 
   def init():
     x = jnp.zeros((1, cnn12.MIN_INPUT_LENGTH))
@@ -182,14 +189,9 @@ def load_classifier(run_dir: str, step: int | None = None) -> Classifier:
             "head": head.init(jax.random.key(0), h)["params"]}
 
   params = loop.restore_params_at(run_dir, step)
-  want = jax.tree.map(lambda s: (tuple(s.shape), np.dtype(s.dtype)),
-                      jax.eval_shape(init))
-  have = jax.tree.map(lambda a: (tuple(np.shape(a)), np.asarray(a).dtype),
-                      {k: params.get(k) for k in ("encoder", "head")})
-  if want != have:
-    raise ValueError(f"{run_dir}/{loop.CHECKPOINTS}/{step}: the parameters "
-                     f"do not match {path}")
-  params = {k: params[k] for k in ("encoder", "head")}
+  params = {k: params.get(k) for k in ("encoder", "head")}
+  _check_shapes(params, init, f"{run_dir}/{loop.CHECKPOINTS}/{step}: the "
+                f"parameters do not match {path}")
   record = {"kind": saved["kind"], "step": step,
             "fingerprint": provenance.fingerprint_arrays(params),
             "class_names": saved["class_names"],
@@ -219,14 +221,7 @@ def check_encoder_matches(config) -> None:
   the encoder saved in config.encoder's run (read from its
   model_config.json; nothing is restored)."""
   run = encoder_dir(config.encoder)
-  path = os.path.join(run, sup.MODEL_CONFIG)
-  if not os.path.exists(path):
-    raise FileNotFoundError(f"{run}: no {sup.MODEL_CONFIG}; not a CNN12 "
-                            "training run")
-  saved = provenance.read_json(path)
-  if saved.get("kind") not in ENCODER_KINDS:
-    raise ValueError(f"{path}: kind {saved.get('kind')!r}, not a CNN12 "
-                     f"encoder run (want one of {ENCODER_KINDS})")
+  _, saved = _saved_run(run, ENCODER_KINDS, "encoder run")
   want = sup.encoder_record(sup.encoder_from_config(config.model))
   for field in ("widths", "embedding_dim"):
     if saved["encoder"][field] != want[field]:
