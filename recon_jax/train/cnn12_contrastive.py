@@ -433,16 +433,7 @@ def train_contrastive(config, workdir: str, data, seed: int, *,
     last.update(step=step, result=run_eval(params))
     return last["result"]
 
-  state = loop.fit(
-      workdir=workdir, init_fn=setup.init_fn, loss_fn=setup.loss_fn,
-      optimizer=setup.optimizer, epoch_batches=setup.epoch_batches,
-      num_steps=setup.num_steps, seed=seed,
-      checkpoint_every=t.checkpoint_every,
-      keep_checkpoints=t.keep_checkpoints,
-      keep_period=t.keep_period or None, log_every=t.log_every,
-      eval_fn=eval_fn,
-      eval_every=t.eval_every_epochs * setup.steps_per_epoch,
-      mesh=mesh, record=setup.made_by)
+  state = sup.fit_setup(workdir, setup, t, seed, eval_fn, mesh)
   validation = (last["result"] if last.get("step") == setup.num_steps
                 else run_eval(state.params))
   validation = {**validation, "collapsed": float(collapsed(validation))}

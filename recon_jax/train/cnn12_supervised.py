@@ -508,6 +508,22 @@ def classifier_setup(config, data, seed: int, *, mesh=None,
       model_record=model_record, head_init=head_init)
 
 
+def fit_setup(workdir: str, setup, t, seed: int, eval_fn, mesh, *,
+              init_fn=None):
+  """`loop.fit` of a recipe's Setup (classifier_setup, contrastive_setup)
+  with the config's train block `t`; init_fn defaults to setup.init_fn."""
+  return loop.fit(
+      workdir=workdir, init_fn=init_fn or setup.init_fn,
+      loss_fn=setup.loss_fn, optimizer=setup.optimizer,
+      epoch_batches=setup.epoch_batches, num_steps=setup.num_steps,
+      seed=seed, checkpoint_every=t.checkpoint_every,
+      keep_checkpoints=t.keep_checkpoints,
+      keep_period=t.keep_period or None, log_every=t.log_every,
+      eval_fn=eval_fn,
+      eval_every=t.eval_every_epochs * setup.steps_per_epoch,
+      mesh=mesh, record=setup.made_by)
+
+
 def train_classifier(config, workdir: str, data, seed: int, *, mesh=None,
                      pretrained=None) -> dict:
   """Trains CNN12 + classifier with `seed` in `workdir`; resumes there.
@@ -575,16 +591,7 @@ def train_classifier(config, workdir: str, data, seed: int, *, mesh=None,
                                       encoder_shapes),
               "head": setup.head_init(head_key)}
 
-  state = loop.fit(
-      workdir=workdir, init_fn=init_fn, loss_fn=setup.loss_fn,
-      optimizer=setup.optimizer, epoch_batches=setup.epoch_batches,
-      num_steps=setup.num_steps, seed=seed,
-      checkpoint_every=t.checkpoint_every,
-      keep_checkpoints=t.keep_checkpoints,
-      keep_period=t.keep_period or None, log_every=t.log_every,
-      eval_fn=eval_fn,
-      eval_every=t.eval_every_epochs * setup.steps_per_epoch,
-      mesh=mesh, record=setup.made_by)
+  state = fit_setup(workdir, setup, t, seed, eval_fn, mesh, init_fn=init_fn)
   result = {
       "validation": (last_eval["result"]
                      if last_eval.get("step") == setup.num_steps
