@@ -2,7 +2,7 @@
 compiled memory and cost of one step.
 
   python benchmarks/bench_cnn12.py [--batch 32] [--steps 5] [--repeats 5]
-      [--width-divisor 8] [--memory-batches 32,64,128,256]
+      [--width-divisor 8] [--memory-batches 32,64,128,256] [--json PATH]
   smoke run: python benchmarks/bench_cnn12.py --steps 2 --repeats 1 \
       --width 8 --memory-batches 8 --memory-width-divisor 64
 
@@ -230,6 +230,7 @@ def main():
                       "('' to skip)")
   parser.add_argument("--memory-width-divisor", type=int, default=1)
   parser.add_argument("--no-torch", action="store_true")
+  common.add_json_argument(parser)
   args = parser.parse_args()
   if args.batch % jax.device_count():
     raise SystemExit(f"--batch {args.batch} must divide over "
@@ -241,6 +242,7 @@ def main():
   print(f"CNN12 at 1/{d} of its widths ({_model(d).conv_widths}), batch "
         f"{args.batch}; {args.repeats} paired repeats of {args.steps} steps; "
         "Adam + decoupled decay\n")
+  rows, notes = [], []
   for kind, what in (("supervised", "1 s clips, 35-class softmax CE"),
                      ("contrastive", "2 x 2.5 s views, NT-Xent")):
     runners = {}
@@ -264,6 +266,10 @@ def main():
       rate = args.batch * args.steps / float(np.median(times[name]))
       med, lo, hi = common.ratio_stats(times, reference, name)
       print(f"| {name} | {rate:.1f} | {med:.2f} | {lo:.2f}-{hi:.2f} |")
+      if name != reference:
+        rows.append(common.result_row(
+            f"CNN12 {kind} step, 1/{d} widths, batch {args.batch}", name,
+            reference, (med, lo, hi), note=f"{rate:.1f} examples/s"))
     print()
   batches = [int(b) for b in args.memory_batches.split(",") if b.strip()]
   if batches:
@@ -279,6 +285,10 @@ def main():
         peak, gflop = memory_row(kind, md, b)
         print(f"| {kind} | {b} | {peak / 1e9:.3f} | {gflop:.2f} | "
               f"{gflop / b:.3f} |")
+        notes.append(f"compiled 1-device {kind} step at 1/{md} widths, "
+                     f"batch {b}: {peak / 1e9:.3f} GB, {gflop / b:.3f} GFLOP "
+                     "per example")
+  common.write_json(args.json, "cnn12", rows, notes)
 
 
 if __name__ == "__main__":

@@ -1,6 +1,6 @@
 """Times corpus -> phone spectrogram arrays: recon_jax.data vs a plain loop.
 
-  python benchmarks/bench_data.py [--corpus DIR] [--repeats 3]
+  python benchmarks/bench_data.py [--corpus DIR] [--repeats 3] [--json PATH]
 
 Without --corpus it generates the default espeak-ng corpus in a temporary
 directory first (not timed). The baseline is what one would write by hand:
@@ -11,15 +11,19 @@ arrays (checked); the package batches the STFT through recon_jax.ops.stft.
 import argparse
 import glob
 import os
+import sys
 import tempfile
 import time
 
-import numpy as np
-import scipy.signal
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from recon_jax import data
-from recon_jax.data import corpus
-from recon_jax.data import phones
+import numpy as np  # noqa: E402
+import scipy.signal  # noqa: E402
+
+from benchmarks import common  # noqa: E402
+from recon_jax import data  # noqa: E402
+from recon_jax.data import corpus  # noqa: E402
+from recon_jax.data import phones  # noqa: E402
 
 
 def plain_loop(root, percentile=95.0):
@@ -60,8 +64,9 @@ def plain_loop(root, percentile=95.0):
   return out
 
 
-def best_of(fn, repeats):
-  times = []
+def best_of(fn, repeats, times=None):
+  """(best seconds, result); every repeat's seconds appended to `times`."""
+  times = [] if times is None else times
   for _ in range(repeats):
     start = time.perf_counter()
     result = fn()
@@ -69,10 +74,19 @@ def best_of(fn, repeats):
   return min(times), result
 
 
+def envelope(t_loop, t_ours):
+  """(best loop / best ours, smallest and largest loop / ours time ratio
+  over all pairs of repeats): the timings are not paired, so the range is
+  every combination's."""
+  return (min(t_loop) / min(t_ours), min(t_loop) / max(t_ours),
+          max(t_loop) / min(t_ours))
+
+
 def main():
   parser = argparse.ArgumentParser(description=__doc__)
   parser.add_argument("--corpus", default="")
   parser.add_argument("--repeats", type=int, default=3)
+  common.add_json_argument(parser)
   args = parser.parse_args()
   with tempfile.TemporaryDirectory() as tmp:
     root = args.corpus
@@ -84,13 +98,14 @@ def main():
             f"{summary['TRAIN']['phones']} train / {summary['TEST']['phones']}"
             " test phones")
     data.load_phone_data(root, cache=False)  # Compile the STFT once.
+    all_pkg, all_loop, all_cached = [], [], []
     t_pkg, feats = best_of(lambda: data.load_phone_data(root, cache=False),
-                           args.repeats)
-    t_loop, ref = best_of(lambda: plain_loop(root), args.repeats)
+                           args.repeats, all_pkg)
+    t_loop, ref = best_of(lambda: plain_loop(root), args.repeats, all_loop)
     cache_dir = os.path.join(tmp, "cache")
     data.load_phone_data(root, cache_dir=cache_dir)
     t_cached, _ = best_of(lambda: data.load_phone_data(root, cache_dir=cache_dir),
-                          args.repeats)
+                          args.repeats, all_cached)
     scale = feats.train.spectrograms.max() / ref["TRAIN"].max()
     np.testing.assert_allclose(feats.train.spectrograms, ref["TRAIN"] * scale,
                                rtol=1e-3, atol=1e-5 * ref["TRAIN"].max())
@@ -103,6 +118,15 @@ def main():
     print(f"recon_jax.data.load_phone_data (cached):   {t_cached:.2f} s")
     print(f"speed-up vs the loop: {t_loop / t_pkg:.2f}x uncached, "
           f"{t_loop / t_cached:.1f}x cached")
+    case = f"corpus -> {n} phone spectrograms (201, 16)"
+    against = "plain per-file NumPy/SciPy loop"
+    note = (f"best of {args.repeats} each, unpaired; range over all pairs "
+            "of repeats")
+    common.write_json(args.json, "data", [
+        common.result_row(case, "load_phone_data (no cache)", against,
+                          envelope(all_loop, all_pkg), note=note),
+        common.result_row(case, "load_phone_data (cached)", against,
+                          envelope(all_loop, all_cached), note=note)])
 
 
 if __name__ == "__main__":

@@ -18,6 +18,7 @@ ours is faster), the median of paired repeats (each repeat times the two
 sides back to back, so load from other processes hits both alike).
 
   python benchmarks/bench_inversion.py [--layer 9] [--steps 50] [--repeats 3]
+      [--json PATH]
 """
 import argparse
 import os
@@ -123,6 +124,7 @@ def main():
   parser.add_argument("--anneal_steps", type=int, default=200)
   parser.add_argument("--padding", default="VALID", choices=("VALID", "SAME"))
   parser.add_argument("--torch_threads", type=int, default=os.cpu_count())
+  common.add_json_argument(parser)
   args = parser.parse_args()
 
   torch = common.torch_reference(args.torch_threads)
@@ -225,6 +227,20 @@ def main():
         + ", ".join(f"loop='{l}' {v:.3f} s ({n * k * args.anneal_steps / v:.0f}"
                     " run-steps/s)" for l, v in a_med.items())
         + f"; scan/python time {a_med['scan'] / a_med['python']:.2f}")
+
+  case = (f"backprop to the input, layer {args.layer}, {n} x K={k}, "
+          f"{args.steps} steps")
+  rows = [common.result_row(case, f"loop='{name}'", "PyTorch eager loop",
+                            common.ratio_stats(times, "torch", name),
+                            note=f"{n / med[name]:.1f} reconstructions/s")
+          for name in ("python", "while", "scan")]
+  rows.append(common.result_row(
+      f"annealing, layer {args.layer}, {n} x K={k}, {args.anneal_steps} "
+      "proposals", "loop='scan'", "ours, loop='python'",
+      common.ratio_stats(a_times, "python", "scan")))
+  common.write_json(args.json, "inversion", rows, [
+      f"fastest backprop loop mode here: '{best}' (loop='auto' picks "
+      f"'{backprop.loops.default_loop()}')"])
 
 
 if __name__ == "__main__":

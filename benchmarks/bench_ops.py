@@ -6,13 +6,16 @@ table gives the median ratio over the repeats and its range, so that load
 from other processes on the machine hits both sides alike. Each pair is
 checked to compute the same thing before it is timed.
 
-  python benchmarks/bench_ops.py [--repeats 7] [--gl_iters 100]
+  python benchmarks/bench_ops.py [--repeats 7] [--gl_iters 100] [--json PATH]
 """
 import argparse
 import os
 import platform
+import sys
 import time
 import warnings
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import flax.linen as nn
 import jax
@@ -20,6 +23,7 @@ import jax.numpy as jnp
 import numpy as np
 from scipy import signal
 
+from benchmarks import common  # noqa: E402
 from recon_jax import ops
 
 WINDOW_LENGTH, HOP, N_FFT = ops.spectral.WINDOW_LENGTH, ops.spectral.HOP, \
@@ -199,6 +203,7 @@ def main():
   parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
   parser.add_argument("--repeats", type=int, default=7)
   parser.add_argument("--gl_iters", type=int, default=100)
+  common.add_json_argument(parser)
   args = parser.parse_args()
   print(f"jax {jax.__version__} on {jax.devices()[0].platform}, "
         f"{platform.processor() or platform.machine()}, "
@@ -216,6 +221,9 @@ def main():
   print()
   for note in notes:
     print(note)
+  common.write_json(args.json, "ops", [
+      common.result_row(label, op, alt, stats)
+      for label, op, alt, stats in rows], notes)
 
 
 if __name__ == "__main__":

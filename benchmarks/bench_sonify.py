@@ -31,7 +31,7 @@ run: best of 5 at the start, and timed inside every paired repeat (the
 fraction of peak per repeat is the ratio that is reported).
 
   python benchmarks/bench_sonify.py [--repeats 5] [--layer 5] [--seconds 5]
-      [--loop-maps 8] [--torch-chunk 32] [--chunks 4,16]
+      [--loop-maps 8] [--torch-chunk 32] [--chunks 4,16] [--json PATH]
   smoke run: python benchmarks/bench_sonify.py --quick
 """
 import argparse
@@ -142,6 +142,7 @@ def main():
                       help="extra rows: ours with these chunk_size values")
   parser.add_argument("--quick", action="store_true",
                       help="smoke run: 1 s clip, 2 looped maps, 1 repeat")
+  common.add_json_argument(parser)
   args = parser.parse_args()
   if args.quick:
     args.seconds, args.loop_maps, args.repeats, args.chunks = 1.0, 2, 1, ""
@@ -239,6 +240,9 @@ def main():
         "PyTorch (b) time / this | counted GFLOP/s | % of matmul peak "
         "(paired) |")
   print("|---|---|---|---|---|---|")
+  case = (f"CNN12 block {args.layer}, {n_maps} maps, {args.seconds:g} s clip "
+          "(per map)")
+  rows = []
   for name in fns:
     if name.startswith("matmul"):
       continue
@@ -250,8 +254,19 @@ def main():
     print(f"| {name} | {ms:.1f} | {ra[0]:.2f} ({ra[1]:.2f}-{ra[2]:.2f}) | "
           f"{rb[0]:.2f} ({rb[1]:.2f}-{rb[2]:.2f}) | {np.median(rate):.0f} | "
           f"{np.median(frac):.0f} ({frac.min():.0f}-{frac.max():.0f}) |")
+    if name.startswith("ours"):
+      pct = (float(np.median(frac)), float(frac.min()), float(frac.max()))
+      for label, r in (("PyTorch per-map loop (a)", ra),
+                       ("PyTorch batched (b)", rb)):
+        rows.append(common.result_row(
+            case, name, label, r, gflops=float(np.median(rate)),
+            peak_pct=pct, note=f"{ms:.1f} ms per map"))
   print(f"\nours at the executed count: "
         f"{np.median(executed / per_map['ours'] / 1e9):.0f} GFLOP/s")
+  common.write_json(args.json, "sonify", rows, [
+      f"matmul peak {np.median(peak):.0f} GFLOP/s ({peak.min():.0f}-"
+      f"{peak.max():.0f}) in the paired repeats, {peak_best:.0f} best of 5 "
+      "at the start; GFLOP/s at the counted (full-width) FLOPs"])
 
 
 if __name__ == "__main__":

@@ -1,6 +1,7 @@
 """Training throughput of the phone CNN step: 8 devices vs 1 vs PyTorch.
 
   python benchmarks/bench_train.py [--batch 128] [--steps 30] [--repeats 7]
+      [--json PATH]
 
 One process: JAX sees 8 (fake, on CPU) devices, so the 8-device and the
 1-device meshes are timed side by side; the PyTorch reference is the same
@@ -105,6 +106,7 @@ def main():
   parser.add_argument("--batch", type=int, default=128)
   parser.add_argument("--steps", type=int, default=30)
   parser.add_argument("--repeats", type=int, default=7)
+  common.add_json_argument(parser)
   args = parser.parse_args()
   common.torch_reference()
   rng = np.random.default_rng(0)
@@ -124,10 +126,17 @@ def main():
   print("| step | examples/s (median) | PyTorch time / this (median) | "
         "range |")
   print("|---|---|---|---|")
+  rows = []
   for name in fns:
     rate = args.batch * args.steps / float(np.median(times[name]))
     med, lo, hi = common.ratio_stats(times, "PyTorch CPU", name)
     print(f"| {name} | {rate:.0f} | {med:.2f} | {lo:.2f}-{hi:.2f} |")
+    if name != "PyTorch CPU":
+      rows.append(common.result_row(
+          f"phone CNN training step, batch {args.batch}", name,
+          "PyTorch CPU", (med, lo, hi),
+          note=f"{rate:.0f} examples/s"))
+  common.write_json(args.json, "train", rows)
 
 
 if __name__ == "__main__":

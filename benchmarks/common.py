@@ -1,12 +1,15 @@
 """What every benchmark shares: paired timing, the PyTorch reference set-up,
-the machine line, and this machine's matmul peak (for GFLOP/s fractions).
+the machine line, this machine's matmul peak (for GFLOP/s fractions), and
+the --json result file that benchmarks/run_all.py reads.
 
 Ratios, not times: these machines are noisy, so each repeat times every
 implementation back to back and the ratios of one repeat are taken together;
 the median and range over repeats are reported.
 """
+import json
 import os
 import platform
+import sys
 import time
 
 import jax
@@ -87,3 +90,48 @@ def matmul_peak_gflops(n: int = 2048, repeats: int = 5) -> float:
   wall(lambda: matmul(a))
   best = min(wall(lambda: matmul(a)) for _ in range(repeats))
   return 2 * n**3 / best / 1e9
+
+
+# Machine-readable results (benchmarks/run_all.py): every script takes
+# --json PATH and writes its headline ratios there, next to its printed
+# tables (which stay the human-readable result).
+
+
+def add_json_argument(parser) -> None:
+  parser.add_argument(
+      "--json", default="", metavar="PATH",
+      help="also write the result rows as JSON to PATH (read by "
+      "benchmarks/run_all.py)")
+
+
+def result_row(case: str, ours: str, against: str, ratio, *,
+               gflops: float | None = None, peak_pct=None,
+               note: str = "") -> dict:
+  """One row: time(against) / time(ours), > 1 = ours faster.
+
+  ratio and peak_pct are a number or (median, min, max) over repeats.
+  """
+  def split(v):
+    if v is None:
+      return None, None
+    if isinstance(v, (tuple, list)):
+      return float(v[0]), [float(v[1]), float(v[2])]
+    return float(v), None
+  r, r_range = split(ratio)
+  p, p_range = split(peak_pct)
+  return {"case": case, "ours": ours, "against": against, "ratio": r,
+          "range": r_range,
+          "gflops": None if gflops is None else float(gflops),
+          "peak_pct": p, "peak_pct_range": p_range, "note": note}
+
+
+def write_json(path: str, benchmark: str, rows: list, notes=(),
+               **extra) -> None:
+  """Writes {benchmark, argv, rows, notes, ...} to path (nothing if '')."""
+  if not path:
+    return
+  out = {"benchmark": benchmark, "argv": sys.argv[1:], "rows": list(rows),
+         "notes": list(notes), "load_average_end": os.getloadavg()[0],
+         **extra}
+  with open(path, "w") as f:
+    json.dump(out, f, indent=1)
