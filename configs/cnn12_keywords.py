@@ -51,6 +51,7 @@ def apply_authors(c, weight_decay: float = 0.0):
 def get_config(variant: str = "default"):
   size, options = sup.parse_variant(variant)
   c = ml_collections.ConfigDict()
+  c.experiment = "cnn12"
   c.recipe = "supervised"
   c.seeds = (0, 1, 2)
   c.data = cnn12_data.data_config("generated_keywords")

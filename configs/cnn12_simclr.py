@@ -45,6 +45,7 @@ from recon_jax.train import cnn12_supervised as sup
 def get_config(variant: str = "default"):
   size, options = sup.parse_variant(variant)
   c = ml_collections.ConfigDict()
+  c.experiment = "cnn12"
   c.recipe = "contrastive"
   c.seeds = (0,)
   c.data = cnn12_data.data_config("generated_events")

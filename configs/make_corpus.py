@@ -13,5 +13,6 @@ from recon_jax.data import corpus
 def get_config(size="default"):
   """`size`: "default" (~15k TRAIN / ~5k TEST phones) or "tiny" (tests)."""
   c = corpus.get_config(size)
+  c.experiment = "corpus"
   c.lock()
   return c

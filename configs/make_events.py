@@ -15,5 +15,6 @@ from recon_jax.data import events
 def get_config(size="default"):
   """`size`: "default" (1000 train, 200 val, 400 eval 5 s clips) or "tiny"."""
   c = events.get_config(size)
+  c.experiment = "events"
   c.lock()
   return c

@@ -15,5 +15,6 @@ from recon_jax.data import keywords
 def get_config(size="default"):
   """`size`: "default" (35 words x 48 clips, 1120 for training) or "tiny"."""
   c = keywords.get_config(size)
+  c.experiment = "keywords"
   c.lock()
   return c

@@ -14,6 +14,7 @@ def get_config(variant: str = "valid"):
   if variant not in ("valid", "padded"):
     raise ValueError(f"variant must be 'valid' or 'padded', got {variant!r}")
   c = ml_collections.ConfigDict()
+  c.experiment = "phone_cnn"
   c.seed = 0
   c.corpus = prepare.corpus_settings("default")
 

@@ -32,10 +32,22 @@ from configs import cnn12_probe
 from recon_jax.train import cnn12_data
 
 
+ANALYSES = ("topk", "residual_test", "coherence", "feature_evolution",
+            "layer_importance", "sonification_page")
+
+
 def get_config(variant: str = "default"):
-  if variant not in ("default", "tiny"):
-    raise ValueError(f"unknown variant {variant!r}: want 'default' or 'tiny'")
+  parts = [p for p in variant.split(",") if p]
+  sizes = [p for p in parts if p in ("default", "tiny")]
+  analyses = [p for p in parts if p in ANALYSES]
+  unknown = [p for p in parts if p not in sizes and p not in analyses]
+  if unknown or len(sizes) > 1 or len(analyses) > 1:
+    raise ValueError(f"bad variant {variant!r}: want 'default' or 'tiny', "
+                     f"optionally with one analysis of {ANALYSES}")
+  variant = sizes[0] if sizes else "default"
   c = ml_collections.ConfigDict()
+  # All analyses and the page, or the one named in the variant.
+  c.experiment = analyses[0] if analyses else "sonification"
   c.seed = 0
   # Run folders of experiments/train_cnn12.py (seed_<s> inside).
   c.supervised = ""
@@ -70,6 +82,7 @@ def get_config(variant: str = "default"):
   probe = cnn12_probe.get_config("tiny,events" if variant == "tiny"
                                  else "events")
   probe.unlock()
+  del probe["experiment"]
   probe.seeds = (0,)
   probe.train.num_epochs = 1 if variant == "tiny" else 5
   probe.train.warmup_epochs = 0 if variant == "tiny" else 1

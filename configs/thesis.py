@@ -27,11 +27,13 @@ def network(phone_cnn_config, variant: str) -> ml_collections.ConfigDict:
   with net.unlocked():
     del net["corpus"]
     del net["seed"]
+    del net["experiment"]
   return net
 
 
 def get_config():
   c = ml_collections.ConfigDict()
+  c.experiment = "thesis"
   # The run's seed: network init, dropout, epochs, decoders and every
   # reconstruction draw follow it (--config.seed=3). The corpus has its own
   # (corpus.generator.seed), so runs with several seeds share one corpus.

@@ -17,8 +17,6 @@ reader (recon_jax.data.timit) refuses a corpus that still has the first, so
 a killed generation is never read as complete. `prepare.generate_corpus`
 also writes into `<dir>.partial` and renames it when complete.
 """
-import concurrent.futures
-import multiprocessing
 import numbers
 import os
 import re
@@ -32,6 +30,7 @@ from recon_jax import provenance
 from recon_jax.data import espeak
 from recon_jax.data import phones
 from recon_jax.data import sphere
+from recon_jax.data import workers
 from recon_jax.data.errors import CorpusError
 from recon_jax.data.timit import GENERATOR_CONFIG
 from recon_jax.data.timit import IN_PROGRESS
@@ -604,15 +603,8 @@ def make_timit_corpus(out_dir, config=None, seed=None):
   os.makedirs(out_dir, exist_ok=True)
   provenance.write_json_atomic(os.path.join(out_dir, IN_PROGRESS), settings)
   jobs = [(out_dir, s, config, seed) for s in plan]
-  if config.num_workers > 1:
-    # One process per worker: espeak-ng's global state is not thread safe, and
-    # spawn (not fork) keeps a parent's JAX threads out of the children.
-    ctx = multiprocessing.get_context("spawn")
-    with concurrent.futures.ProcessPoolExecutor(config.num_workers,
-                                                mp_context=ctx) as pool:
-      results = list(pool.map(_worker, jobs))
-  else:
-    results = [_worker(j) for j in jobs]
+  results = workers.map_jobs(_worker, jobs, config.num_workers,
+                             "corpus speakers")
   fold = phones.fold_61_to_48()
   summary = {}
   for split in ("TRAIN", "TEST"):

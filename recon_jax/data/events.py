@@ -25,10 +25,8 @@ integers (100000 + i for dev, 200000 + i for eval), like Freesound ids.
 Read it with `recon_jax.data.audio_folder.load_fsd50k(DIR)`. The bytes
 depend only on the settings and seed, not on `num_workers`.
 """
-import concurrent.futures
 import csv
 import io
-import multiprocessing
 import numbers
 import os
 
@@ -38,6 +36,7 @@ import numpy as np
 from recon_jax import provenance
 from recon_jax.data import audio_io
 from recon_jax.data import keywords
+from recon_jax.data import workers
 
 SAMPLE_RATE = audio_io.SAMPLE_RATE
 # (label, mid). FSD50K spells labels with underscores and capitals.
@@ -450,13 +449,8 @@ def make_event_dataset(out_dir, config=None, seed=None):
   chunk = 25
   jobs = [(out_dir, plan[i:i + chunk], config, seed)
           for i in range(0, len(plan), chunk)]
-  if config.num_workers > 1:
-    ctx = multiprocessing.get_context("spawn")  # espeak: processes.
-    with concurrent.futures.ProcessPoolExecutor(config.num_workers,
-                                                mp_context=ctx) as pool:
-      labels = [l for r in pool.map(_job, jobs) for l in r]
-  else:
-    labels = [l for j in jobs for l in _job(j)]
+  labels = [l for r in workers.map_jobs(_job, jobs, config.num_workers,
+                                        "event clips (x25)") for l in r]
   classes = list(config.classes)
   mids = dict(CLASSES)
   dev = [("fname", "labels", "mids", "split")]

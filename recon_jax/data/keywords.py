@@ -17,9 +17,7 @@ Every file not in the two lists is training data. Read it back with
 `recon_jax.data.audio_folder.load_speech_commands(DIR)`. The bytes depend
 only on the config's settings and seed, not on `num_workers`.
 """
-import concurrent.futures
 import hashlib
-import multiprocessing
 import numbers
 import os
 import re
@@ -31,6 +29,7 @@ from recon_jax import provenance
 from recon_jax.data import audio_io
 from recon_jax.data import corpus
 from recon_jax.data import espeak
+from recon_jax.data import workers
 
 WORDS = ("backward", "bed", "bird", "cat", "dog", "down", "eight", "five",
          "follow", "forward", "four", "go", "happy", "house", "learn", "left",
@@ -412,15 +411,8 @@ def make_keyword_dataset(out_dir, config=None, seed=None):
     os.makedirs(os.path.join(out_dir, d), exist_ok=True)
   jobs = [("speaker", out_dir, s, config, seed) for s in plan]
   jobs += [("background", out_dir, b, config, seed) for b in BACKGROUND_NOISES]
-  if config.num_workers > 1:
-    # Processes, not threads: espeak-ng's state is global. Spawn keeps a
-    # parent's JAX threads out of the children.
-    ctx = multiprocessing.get_context("spawn")
-    with concurrent.futures.ProcessPoolExecutor(config.num_workers,
-                                                mp_context=ctx) as pool:
-      results = list(pool.map(_job, jobs))
-  else:
-    results = [_job(j) for j in jobs]
+  results = workers.map_jobs(_job, jobs, config.num_workers,
+                             "keyword speakers")
   summary = {"words": len(config.words)}
   lists = {"validation": VALIDATION_LIST, "test": TESTING_LIST}
   for split in SPLITS:

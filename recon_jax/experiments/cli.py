@@ -14,6 +14,7 @@ import os
 import sys
 
 from absl import app
+from absl import flags
 from absl import logging
 
 from recon_jax import provenance
@@ -59,6 +60,18 @@ def initialize_distributed():
     jax.distributed.initialize()
 
 
+def parse_flags(argv):
+  """absl's flag parsing, with a bad flag or config file (missing, failing
+  in get_config, a misspelt --config.<field>) as one error line, exit 1."""
+  try:
+    return flags.FLAGS(argv)
+  except (flags.Error,) + USER_ERRORS + (OSError,) as e:
+    text = _one_line(e)
+    # config_flags wraps a config file's own error in its message.
+    print(f"error: bad command line: {text}", file=sys.stderr)
+    sys.exit(1)
+
+
 def run(main):
   """absl's app.run(main) with `guarded` error handling (multi-host aware)."""
 
@@ -66,4 +79,4 @@ def run(main):
     initialize_distributed()
     return main(argv)
 
-  app.run(guarded(started))
+  app.run(guarded(started), flags_parser=parse_flags)

@@ -35,6 +35,7 @@ from absl import logging
 import jax
 import ml_collections
 import numpy as np
+import tqdm
 
 from recon_jax import analysis
 from recon_jax import inversion
@@ -236,6 +237,11 @@ def _encoder_models(config) -> dict:
   return out
 
 
+def _bar(total: int, desc: str) -> tqdm.tqdm:
+  """The progress bar (with ETA) of one analysis' (model, layer) units."""
+  return tqdm.tqdm(total=total, desc=desc, unit="layer", leave=False)
+
+
 def _fingerprints(models: dict) -> dict:
   return {k: v.record["fingerprint"] for k, v in models.items()}
 
@@ -328,6 +334,8 @@ def residual_test(config, workdir: str, inputs: Inputs | None = None) -> dict:
   metric = "mAP" if inputs.store.multilabel else "accuracy"
   cache = {}  # {'encoder': fingerprint, layer: {clip: sonification}}
   groups = {}
+  bar = _bar(sum(map(len, classifiers.values())) * len(config.layers),
+             "residual test")
   for group, runs in classifiers.items():
     clean, per_layer = [], {layer: [] for layer in config.layers}
     for seed, clf in runs:
@@ -347,12 +355,14 @@ def residual_test(config, workdir: str, inputs: Inputs | None = None) -> dict:
             i: inputs.store.clip(i) - s for i, s in sonified.items()})
         per_layer[layer].append(sup.evaluate(
             clf.encoder, clf.head, clf.params, residual)[metric])
+        bar.update()
       logging.info("residual test %s seed %d: clean %s %.4f, residual %s",
                    group, seed, metric, clean[-1],
                    [round(per_layer[l][-1], 4) for l in config.layers])
     groups[group] = {"clean": _interval(clean),
                      "residual": [_interval(per_layer[l])
                                   for l in config.layers]}
+  bar.close()
   results = {"metric": metric, "layers": list(config.layers),
              "groups": groups}
   figures.residual_figure(os.path.join(folder, "fig6_residual_test.png"),
@@ -398,6 +408,8 @@ def coherence(config, workdir: str, inputs: Inputs | None = None) -> dict:
   if saved is not None:
     return saved
   groups = {}
+  bar = _bar(sum(map(len, encoders.values())) * len(config.layers),
+             "coherence")
   for name, runs in encoders.items():
     per_layer = {layer: [] for layer in config.layers}
     silent = {layer: 0 for layer in config.layers}
@@ -414,11 +426,13 @@ def coherence(config, workdir: str, inputs: Inputs | None = None) -> dict:
         silent[layer] += int(np.isnan(values).sum())
         per_layer[layer].append(float(np.nanmean(values)) if np.isfinite(
             values).any() else float("nan"))
+        bar.update()
       logging.info("coherence %s seed %d: %s", name, seed,
                    [round(per_layer[l][-1], 4) for l in config.layers])
     groups[name] = {
         "coherence": [_interval(per_layer[l]) for l in config.layers],
         "silent_clips": [silent[l] for l in config.layers]}
+  bar.close()
   results = {"layers": list(config.layers), "k": config.coherence.k,
              "method": config.coherence.method, "clips": len(inputs.store),
              "groups": groups}
@@ -456,7 +470,9 @@ def feature_evolution(config, workdir: str,
     chosen[layer] = (m + 1, int(indices[m, 0]), float(scores[m, 0]))
   encoders = [cnn12_eval.load_encoder(run, step) for step in steps]
   entries = []
+  bar = _bar(len(layers), "feature evolution")
   for layer in layers:
+    bar.update()
     m, clip, score = chosen[layer]
     x = inputs.store.clip(clip)
     rel = f"L{layer:02d}_m{m:04d}"
@@ -486,6 +502,7 @@ def feature_evolution(config, workdir: str,
                     "clip_index": clip, "activity": score,
                     "input_wav": f"{rel}/input.wav",
                     "input_png": f"{rel}/input.png", "steps": step_entries})
+  bar.close()
   return _save(folder, {"run": run, "steps": steps, "entries": entries})
 
 
@@ -570,10 +587,12 @@ def sonification_page(config, workdir: str,
                        "layer."),
               "models": {}, "figures": []}
   pairs_figures = []
+  bar = _bar(len(models) * len(config.layers), "page media")
   for name, enc in models.items():
     layers = []
     figure_rows = []
     for layer in config.layers:
+      bar.update()
       top = found[name][str(layer)]
       scores = np.asarray(top["scores"])
       indices = np.asarray(top["indices"])
@@ -612,6 +631,7 @@ def sonification_page(config, workdir: str,
     pairs_figures.append({"title": f"{name}: input / sonification pairs",
                           "png": png})
     manifest["models"][name] = entry
+  bar.close()
   evolution = _done(workdir, "feature_evolution")
   if evolution:
     ev_dir = _analysis_dir(workdir, "feature_evolution")
@@ -771,34 +791,14 @@ def format_findings(found: list[dict]) -> str:
   return "\n".join(lines) + "\n"
 
 
-def entry_point(analyses, config, workdir) -> None:
-  """What experiments/<analysis>.py runs: the analyses, then one line per
-  finding and where the results are."""
-  out = run_all(config, workdir, analyses)
-  for name in analyses:
-    print(f"{name}: {os.path.join(workdir, name)}")
-  page_dir = _analysis_dir(workdir, "sonification_page")
+def run_analyses(config, workdir: str, analyses=ANALYSES) -> dict:
+  """What `python -m recon_jax` runs for a configs/sonification.py config:
+  the analyses (run_all), plus "lines": where each one's results are and
+  one line per finding."""
+  out = run_all(config, workdir, tuple(analyses))
+  lines = [f"{name}: {os.path.join(workdir, name)}" for name in analyses]
   if "sonification_page" in analyses:
-    print(f"page: {os.path.join(page_dir, 'index.html')}")
-  for line in format_findings(out["findings"]).splitlines()[2:]:
-    print(line)
-
-
-def run_entry_point(analyses) -> None:
-  """The body of experiments/<analysis>.py: defines --config (a
-  configs/sonification.py file) and --workdir, runs `analyses`, prints one
-  error line on failure (cli.run)."""
-  from absl import flags  # pylint: disable=g-import-not-at-top
-  from ml_collections import config_flags  # pylint: disable=g-import-not-at-top
-  from recon_jax.experiments import cli  # pylint: disable=g-import-not-at-top
-  config = config_flags.DEFINE_config_file("config", None,
-                                           "configs/sonification.py")
-  workdir = flags.DEFINE_string("workdir", None, "Output directory.")
-  flags.mark_flags_as_required(["config", "workdir"])
-
-  def main(argv):
-    if len(argv) > 1:
-      raise ValueError(f"unexpected arguments: {argv[1:]}")
-    entry_point(tuple(analyses), config.value, workdir.value)
-
-  cli.run(main)
+    lines.append("page: " + os.path.join(
+        _analysis_dir(workdir, "sonification_page"), "index.html"))
+  lines += format_findings(out["findings"]).splitlines()[2:]
+  return {**out, "lines": lines}

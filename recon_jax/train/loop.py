@@ -472,7 +472,8 @@ def fit(*,
   first_step, t0 = step, time.monotonic()
   # Redrawn every second on a terminal, every minute into a log file.
   bar = tqdm.tqdm(total=num_steps, initial=step, unit="step",
-                  desc=os.path.basename(workdir), disable=not is_chief,
+                  desc=os.path.join(*os.path.normpath(workdir).split(
+                      os.sep)[-2:]), disable=not is_chief,
                   dynamic_ncols=True,
                   mininterval=1.0 if sys.stderr.isatty() else 60.0)
   epoch, offset = (_epoch_and_offset(epoch_batches, step)

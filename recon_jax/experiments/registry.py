@@ -1,0 +1,114 @@
+"""Every experiment recon_jax runs, by the name a config gives it.
+
+A config file names its experiment in `config.experiment`; `python -m
+recon_jax --config=configs/<file>.py --workdir=DIR` (or `recon-jax ...`)
+looks the name up here and calls its driver as driver(config, workdir)
+with the `experiment` field taken out (so records and fingerprints
+describe the work, not how it was launched). Drivers return a dict whose
+"lines" are printed.
+"""
+import copy
+import dataclasses
+import functools
+import importlib
+
+import ml_collections
+
+FIELD = "experiment"
+
+
+@dataclasses.dataclass(frozen=True)
+class Experiment:
+  name: str
+  module: str  # recon_jax.experiments.<module>
+  function: str
+  what: str  # One line for --help.
+  configs: tuple[str, ...]  # Config files (under configs/) that run it.
+  analyses: tuple[str, ...] = ()  # Sonification analyses: which to run.
+
+  def driver(self):
+    """driver(config, workdir) -> dict with "lines" to print."""
+    module = importlib.import_module(f"recon_jax.experiments.{self.module}")
+    fn = getattr(module, self.function)
+    if self.analyses:
+      return functools.partial(fn, analyses=self.analyses)
+    return fn
+
+
+def _analysis(name, what):
+  return Experiment(name, "sonification", "run_analyses", what,
+                    (f"sonification.py:{name}", f"sonification.py:tiny,{name}"),
+                    analyses=(name,))
+
+
+EXPERIMENTS = {e.name: e for e in (
+    Experiment("mission", "mission", "run",
+               "both papers end to end: every stage below, then summary.md",
+               ("mission.py", "mission.py:paper", "mission.py:tiny")),
+    Experiment("corpus", "datasets", "corpus",
+               "a TIMIT-layout phone corpus spoken by espeak-ng (SPEC A0)",
+               ("make_corpus.py",)),
+    Experiment("keywords", "datasets", "keywords",
+               "a Speech Commands-layout keyword set (SPEC B1b)",
+               ("make_keywords.py",)),
+    Experiment("events", "datasets", "events",
+               "an FSD50K-layout sound event set (SPEC B1b)",
+               ("make_events.py",)),
+    Experiment("phone_cnn", "training", "phone_cnn",
+               "train and evaluate the thesis's phone CNN (SPEC A2)",
+               ("phone_cnn.py", "phone_cnn.py:padded", "phone_cnn_tiny.py")),
+    Experiment("thesis", "thesis", "run",
+               "the thesis: corpus, phone CNNs, reconstruction by four "
+               "methods x layers, figures and tables (SPEC A)",
+               ("thesis.py", "thesis_quick.py", "thesis_tiny.py")),
+    Experiment("cnn12", "training", "cnn12",
+               "train CNN12: supervised, SimCLR, linear probe or fine-tune "
+               "(SPEC B1, B2)",
+               ("cnn12_keywords.py", "cnn12_events.py", "cnn12_simclr.py",
+                "cnn12_probe.py", "cnn12_finetune.py")),
+    Experiment("sonification", "sonification", "run_analyses",
+               "every sonification analysis below and the offline page "
+               "(SPEC B3, B4)", ("sonification.py", "sonification.py:tiny")),
+    _analysis("topk", "the top-k most activating clips per feature map"),
+    _analysis("residual_test",
+              "Fig. 6: classifiers on x minus its sonification"),
+    _analysis("coherence",
+              "Fig. 7: mean top-5 coherence of x and its sonification"),
+    _analysis("feature_evolution",
+              "Fig. 5: one map sonified at every kept checkpoint"),
+    _analysis("layer_importance",
+              "Fig. 4: probes and fine-tuning on encoders cut at a block"),
+    _analysis("sonification_page",
+              "the offline page: WAVs and spectrograms to look and listen"),
+)}
+
+
+def experiment_of(config) -> Experiment:
+  """The Experiment a config names; ValueError naming the choices."""
+  names = ", ".join(EXPERIMENTS)
+  if FIELD not in config:
+    raise ValueError(f"the config names no experiment: set config.{FIELD} "
+                     f"to one of {names}")
+  name = config[FIELD]
+  if name not in EXPERIMENTS:
+    raise ValueError(f"unknown experiment {name!r} (config.{FIELD}); have "
+                     f"{names}")
+  return EXPERIMENTS[name]
+
+
+def without_experiment(config) -> ml_collections.ConfigDict:
+  """A locked copy of `config` without its top-level `experiment` field."""
+  c = copy.deepcopy(config)
+  c.unlock()
+  if FIELD in c:
+    del c[FIELD]
+  c.lock()
+  return c
+
+
+def named(config, name: str) -> ml_collections.ConfigDict:
+  """`config` (a get_config() result) with config.experiment = name."""
+  config.unlock()
+  config[FIELD] = name
+  config.lock()
+  return config

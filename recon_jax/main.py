@@ -1,0 +1,54 @@
+"""recon_jax's one command: an experiment per config file.
+
+  python -m recon_jax --config=configs/<file>.py[:variant] --workdir=DIR
+      [--config.<field>=<value> ...]
+  recon-jax ...   (the same, installed as a console script)
+
+The config file's `experiment` field names what runs (recon_jax/experiments/
+registry.py lists them); any field can be overridden on the command line.
+Work dirs are resumable: after a kill, the same command continues where it
+stopped and never redoes finished work; a work dir made with another config
+or other data is refused with one line naming the difference.
+"""
+import sys
+
+from absl import flags
+from ml_collections import config_flags
+
+from recon_jax.experiments import cli
+from recon_jax.experiments import registry
+
+_CONFIG = config_flags.DEFINE_config_file(
+    "config", None, "Config file (configs/<file>.py[:variant]); its "
+    "`experiment` field names the experiment.")
+_WORKDIR = flags.DEFINE_string("workdir", None,
+                               "Directory for the experiment's outputs.")
+flags.mark_flags_as_required(["config", "workdir"])
+
+
+def usage() -> str:
+  """The --help text: how to run, then every experiment and its configs."""
+  width = max(len(n) for n in registry.EXPERIMENTS)
+  rows = []
+  for e in registry.EXPERIMENTS.values():
+    rows.append(f"  {e.name:<{width}}  {e.what}")
+    rows.append(f"  {'':<{width}}    configs/{', configs/'.join(e.configs)}")
+  return (__doc__ + "\nExperiments (config.experiment) and the config files "
+          "that run them:\n" + "\n".join(rows) + "\n")
+
+
+def main(argv):
+  if len(argv) > 1:
+    raise ValueError(f"unexpected arguments: {' '.join(argv[1:])}")
+  config = _CONFIG.value
+  experiment = registry.experiment_of(config)
+  result = experiment.driver()(registry.without_experiment(config),
+                               _WORKDIR.value)
+  for line in (result or {}).get("lines", ()):
+    print(line)
+
+
+def console_main():
+  """`recon-jax` and `python -m recon_jax`."""
+  sys.modules["__main__"].__doc__ = usage()
+  cli.run(main)
