@@ -1,6 +1,11 @@
 """Flax (linen) models: the thesis's phone CNN, CNN12 (the sonification
 paper's raw-waveform encoder) and its heads, and CNN12 weights to and from
-PyTorch state dicts."""
+PyTorch state dicts; `invertible`, the protocol through which the inversion
+code reads a network (PhoneCNN and CNN12 implement it; DeclaredNet is a
+user's 1-D conv net declared as a list of operations)."""
+from recon_jax.models import invertible
+from recon_jax.models.invertible import DeclaredNet
+from recon_jax.models.invertible import InvertibleNet
 from recon_jax.models.phone_cnn import activation_shape
 from recon_jax.models.phone_cnn import Layer
 from recon_jax.models.phone_cnn import network_layers

@@ -17,6 +17,7 @@ output after the pool when the block pools (1-8) and the ReLU output for
 switches and the pre-pool lengths, from one forward pass.
 """
 import dataclasses
+import functools
 import operator
 from typing import Any, Sequence
 
@@ -27,6 +28,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from recon_jax import ops
+from recon_jax.models import invertible
 from recon_jax.ops import checks
 
 KERNELS = (7, 7, 5, 5, 5, 3, 3, 3, 3, 3, 3)
@@ -205,6 +207,14 @@ class CNN12(nn.Module):
                        f"for 9..11)")
     return self.blocks[number - 1]
 
+  def invertible(self) -> invertible.InvertibleNet:
+    """The network as the inversion protocol describes it
+    (recon_jax.models.invertible): layers are the blocks 1..11 (a block's
+    activation is its output: pooled for 1-8, the ReLU for 9-11); then the
+    temporal mean and fc10 (the whole net, layer None). Waveform examples
+    (T,). Dropout is left out (evaluation mode)."""
+    return _describe(self)
+
   @nn.compact
   def __call__(self, x, *, train: bool = False, block: int | None = None):
     """Embeds waveforms, or runs blocks 1..`block` and records them.
@@ -242,6 +252,26 @@ class CNN12(nn.Module):
                    name="drop10")(h)
     return nn.Dense(self.embedding_dim, kernel_init=_FC_INIT, dtype=self.dtype,
                     name="fc10")(h)
+
+
+@functools.lru_cache(maxsize=64)
+def _describe(model: CNN12) -> invertible.InvertibleNet:
+  op_list, ends, names = [], [], []
+  for spec in model.blocks:
+    op_list += [invertible.conv(spec.features, spec.kernel, name=spec.name),
+                invertible.relu(f"relu{spec.number}")]
+    if spec.pool:
+      op_list.append(invertible.max_pool(spec.pool, spec.pool,
+                                         name=f"pool{spec.number}"))
+    ends.append(len(op_list))
+    names.append("-".join(op.name for op in op_list[ends[-2] if len(ends) > 1
+                                                    else 0:]))
+  op_list += [invertible.temporal_mean("mean"),
+              invertible.dense(model.embedding_dim, name="fc10")]
+  return invertible.InvertibleNet(tuple(op_list), layer_ends=tuple(ends),
+                                  layer_names=tuple(names), name="CNN12",
+                                  unit="block", waveform=True,
+                                  dtype=model.dtype)
 
 
 def _check_input(x):

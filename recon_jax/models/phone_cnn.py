@@ -11,6 +11,7 @@ counted: for the default 3 conv blocks and 4 dense layers
   9 pool3, 10 fc1, 11 relu, 12 fc2, 13 relu, 14 fc3, 15 relu, 16 fc4 (logits).
 """
 import dataclasses
+import functools
 import operator
 from typing import Sequence
 
@@ -19,6 +20,7 @@ import jax
 import jax.numpy as jnp
 
 from recon_jax import ops
+from recon_jax.models import invertible
 
 
 @dataclasses.dataclass(frozen=True)
@@ -80,6 +82,13 @@ class PhoneCNN(nn.Module):
                        f"({', '.join(f'{l.number} {l.name}' for l in self.layers)})")
     return self.layers[number - 1]
 
+  def invertible(self) -> invertible.InvertibleNet:
+    """The network as the inversion protocol describes it
+    (recon_jax.models.invertible): one op per thesis layer, numbered alike;
+    examples (F, T), frequency the conv axis, frames the channels. Dropout
+    is left out (evaluation mode)."""
+    return _describe(self)
+
   @nn.compact
   def __call__(self, x, *, train: bool = False, layer: int | None = None,
                with_switches: bool = False):
@@ -132,6 +141,26 @@ def network_layers(num_conv: int, num_dense: int) -> tuple[Layer, ...]:
       layers.append(Layer(len(layers) + 1, "relu", num_conv + i,
                           f"relu_fc{i + 1}"))
   return tuple(layers)
+
+
+@functools.lru_cache(maxsize=64)
+def _describe(model: PhoneCNN) -> invertible.InvertibleNet:
+  dense = tuple(model.dense_features) + (model.num_classes,)
+  op_list = []
+  for spec in model.layers:
+    if spec.kind == "conv":
+      op_list.append(invertible.conv(
+          model.conv_features[spec.block], model.conv_kernels[spec.block],
+          padding=model.padding, name=spec.name))
+    elif spec.kind == "relu":
+      op_list.append(invertible.relu(spec.name))
+    elif spec.kind == "pool":
+      op_list.append(invertible.max_pool(model.pool_window, model.pool_stride,
+                                         name=spec.name))
+    else:
+      op_list.append(invertible.dense(dense[spec.block], name=spec.name))
+  return invertible.InvertibleNet(tuple(op_list), name="PhoneCNN",
+                                  unit="layer", waveform=False)
 
 
 def phone_cnn_from_config(config) -> PhoneCNN:
