@@ -29,9 +29,11 @@ array_batches) / load_decoder / decoder_exists -> TrainedDecoder;
 mangled_decoder_check for the switch-unpooling leak.
 `layer_targets` computes Y*_n from originals; `make_energy` is E.
 Sonification (SPEC B3, the sonification paper's deconvnet, deconvnet.py):
-sonify(model, params, x, layer, feature_map=None, chunk_size=None) for
-waveforms x (T,) or (N, T) and a CNN12 (or a DeconvNetwork adapter);
-sonify_pairs (one map per clip, (N, T));
+sonify(model, params, x, layer, feature_map=None, chunk_size=None) for any
+network of the inversion protocol (recon_jax.models.invertible: CNN12 on
+waveforms x (T,) or (N, T), the phone CNN on spectrograms (F, T) or
+(N, F, T), a user's DeclaredNet / InvertibleNet); the result has the
+input's shape; sonify_pairs (one map per example, (N, *example));
 silent_maps (maps with zero activation) and map_activity (mean |activation|,
 the 'most active' ranking) of a layer.
 """

@@ -424,10 +424,11 @@ def _param_shapes(net: InvertibleNet, example_shape: tuple) -> dict:
     if op.kind in ("conv", "pool"):
       new = output_length(op, length)
       if new < 1:
+        size = "kernel" if op.kind == "conv" else "window"
         raise ValueError(
-            f"{op.kind} {op.name} (op {i}, {'kernel' if op.kind == 'conv' else 'window'} "
-            f"{op.size}, padding {resolve_padding(op, length)}) gets {length} "
-            f"samples, too few: {net.name} needs inputs of at least "
+            f"{op.kind} {op.name} (op {i}, {size} {op.size}, padding "
+            f"{resolve_padding(op, length)}) gets {length} samples, too "
+            f"few: {net.name} needs inputs of at least "
             f"{min_input_length(net)} samples")
       length = new
     if op.kind == "conv":
@@ -571,7 +572,10 @@ def _forward(net: InvertibleNet, weights: Callable, x, layer):
       pad = resolve_padding(op, h.shape[-2])
       if pad != (0, 0):
         h = jnp.pad(h, ((0, 0), pad, (0, 0)), constant_values=-jnp.inf)
-        h, sw = pooling._max_pool_with_argmax(h, op.window, op.stride)  # pylint: disable=protected-access
+        # The public op refuses the -inf padding as non-finite input.
+        # pylint: disable-next=protected-access
+        h, sw = pooling._max_pool_with_argmax(
+            h, op.window, op.stride)
       else:
         h, sw = pooling.max_pool_with_argmax(h, op.window, op.stride)
     else:  # mean
