@@ -21,6 +21,11 @@ or one entry point: reconstruct(method, model, params, layer, targets, key,
 ReconstructionConfig, decoder=..., switches=..., input_shape=...), method in
 METHODS. The input shape (F, T) comes from the data (inputs.shape[1:]), a
 decoder or a start, never from a constant.
+Networks: the code reads a model only through the inversion protocol
+(recon_jax.models.invertible): annealing and backprop (and layer_targets,
+make_energy) take a PhoneCNN (examples (F, T)), a CNN12 (waveforms (T,):
+reconstructions (N, T), runs (N, K, T)) or a user's DeclaredNet /
+InvertibleNet. The decoder methods still build their stages from a PhoneCNN.
 Settings: frozen dataclasses that refuse impossible values when built;
 `config_from_dict(cls, mapping)` makes any of them from a config mapping,
 refusing unknown fields.

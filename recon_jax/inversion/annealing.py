@@ -41,7 +41,6 @@ import numpy as np
 from recon_jax.inversion import config as config_lib
 from recon_jax.inversion import loops
 from recon_jax.inversion import objective
-from recon_jax.models import phone_cnn
 
 SCHEDULES = ("linear", "exponential")
 RADIUS_UNITS = ("absolute", "input_rms")
@@ -163,8 +162,13 @@ def band_neighbour(key: jax.Array, x: jax.Array, config: AnnealingConfig,
                    radius=None):
   """X' = X + Q placed on a random band of rows of X (F, T) (see above).
 
+  Rows are along the network's conv axis (frequency for the phone CNN). A
+  waveform X (T,) is one column: the band is band_rows consecutive samples
+  of which round(fraction * band_rows) change.
   radius: r in input units (default config.radius).
   """
+  if x.ndim == 1:
+    return band_neighbour(key, x[:, None], config, radius)[:, 0]
   num_rows, width = x.shape[-2:]
   k_start, k_q = jax.random.split(key)
   first = jax.random.randint(k_start, (), -(config.band_rows - 1), num_rows)
@@ -186,7 +190,7 @@ def metropolis_accept(key: jax.Array, energy: jax.Array, proposed: jax.Array,
   return (delta < 0) | (hot & (u < p))
 
 
-def estimate_input_rms(model: phone_cnn.PhoneCNN, params, layer: int,
+def estimate_input_rms(model, params, layer: int,
                        targets: jax.Array, input_shape,
                        iters: int = 10) -> jax.Array:
   """A rough RMS of each X* from its activations Y*_n: (N,).
@@ -195,9 +199,10 @@ def estimate_input_rms(model: phone_cnn.PhoneCNN, params, layer: int,
   the Jacobian of layer n there): exact in scale for a linear layer whose
   X* lies along its strongest direction, and a lower bound otherwise. Only
   sets the neighbour radius's units; pass input_scale when it is known.
-  input_shape: (F, T) of the network's input.
+  input_shape: one example's shape, (F, T) ((T,) for waveforms).
   """
-  shape = objective.check_input_shape(input_shape)
+  shape = objective.check_input_shape(input_shape,
+                                      rank=objective.example_rank(model))
   lam = objective.curvature(model, params, layer, jnp.zeros(shape), 0.0,
                             iters)
   norms = jnp.sqrt(jnp.sum(targets.reshape((targets.shape[0], -1))**2, -1))
@@ -206,8 +211,7 @@ def estimate_input_rms(model: phone_cnn.PhoneCNN, params, layer: int,
 
 
 @functools.lru_cache(maxsize=64)
-def make_annealing_fn(model: phone_cnn.PhoneCNN, layer: int,
-                      config: AnnealingConfig):
+def make_annealing_fn(model, layer: int, config: AnnealingConfig):
   """The jitted core: run(params, targets, x0, keys, radius) -> (x, summary).
 
   x0 (N, K, F, T) starts, keys (N, K) PRNG keys, targets (N, *act), radius
@@ -218,7 +222,7 @@ def make_annealing_fn(model: phone_cnn.PhoneCNN, layer: int,
   acceptance_rate (accepted / proposals), distance_moved (RMS of X_final -
   X_start over the entries), radius, run_diverged (E went NaN/Inf).
   """
-  model.check_layer(layer)
+  objective.check_layer(model, layer)
   loop = loops.check_loop(config.loop)
 
   def one_step(energy_fn, target, radius, t0, run, k):
@@ -261,7 +265,8 @@ def make_annealing_fn(model: phone_cnn.PhoneCNN, layer: int,
 
   def summary(state):
     runs = state["runs"]
-    moved = jnp.sqrt(jnp.mean((runs["x"] - state["x0"])**2, axis=(-2, -1)))
+    moved = jnp.sqrt(jnp.mean((runs["x"] - state["x0"])**2,
+                              axis=tuple(range(2, runs["x"].ndim))))
     diverged = (runs["diverged"] | ~jnp.isfinite(runs["energy"])
                 | ~objective.runs_finite(runs["x"]))
     return runs["x"], {
@@ -300,22 +305,23 @@ def make_annealing_fn(model: phone_cnn.PhoneCNN, layer: int,
   return run_on_device
 
 
-def reconstruct_by_annealing(model: phone_cnn.PhoneCNN, params, layer: int,
+def reconstruct_by_annealing(model, params, layer: int,
                              targets, key: jax.Array,
                              config: AnnealingConfig = AnnealingConfig(),
                              init=None, input_shape=None, input_scale=None):
   """Reconstructs inputs from layer `layer`'s activations by annealing.
 
   Args:
-    model, params: the encoder.
-    layer: thesis layer number n of the targets.
+    model, params: the encoder, any network of the inversion protocol (a
+      PhoneCNN, a CNN12 on waveforms, a user's DeclaredNet).
+    layer: its layer number n of the targets.
     targets: Y*_n, (N, *activation of layer n).
     key: PRNG key (starts, neighbours, acceptance).
     config: AnnealingConfig.
     init: optional start: (N, F, T), shared by the K runs (plus init_scale
-      noise), or (N, K, F, T), one per run.
-    input_shape: (F, T) of the network's input; may be left out when init
-      is given (then its last two axes).
+      noise), or (N, K, F, T), one per run; waveforms (N, T) / (N, K, T).
+    input_shape: one example's shape, (F, T) ((T,) for waveforms); may be
+      left out when init is given (then its last axes).
     input_scale: radius_units 'input_rms' only: the RMS of the inputs (a
       float, e.g. the training inputs' std, or (N,) per example); None
       estimates it from the targets (estimate_input_rms).
@@ -333,7 +339,8 @@ def reconstruct_by_annealing(model: phone_cnn.PhoneCNN, params, layer: int,
       layer, targets of the wrong shape or with NaN/Inf, init of the wrong
       shape or with NaN/Inf, or a bad input_scale.
   """
-  input_shape = objective.resolve_input_shape(input_shape, init=init)
+  input_shape = objective.resolve_input_shape(
+      input_shape, init=init, rank=objective.example_rank(model))
   targets = objective.check_problem(model, params, layer, targets,
                                     input_shape)
   n, k = targets.shape[0], config.num_runs

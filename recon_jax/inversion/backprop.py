@@ -30,7 +30,6 @@ import jax.numpy as jnp
 from recon_jax.inversion import config as config_lib
 from recon_jax.inversion import loops
 from recon_jax.inversion import objective
-from recon_jax.models import phone_cnn
 
 STEP_SCALES = ("fixed", "curvature")
 
@@ -110,12 +109,15 @@ class BackpropConfig(config_lib.Settings):
     self.check_int("check_every", 1)
 
 
-def bold_driver_state(x: jax.Array, initial_bold: float, eta=1.0):
+def bold_driver_state(x: jax.Array, initial_bold: float, eta=1.0,
+                      example_rank: int = 2):
   """Initial per-run state for runs X of shape (*runs, F, T).
 
   eta: the master step size, a scalar or one per run (*runs).
+  example_rank: the axes of one example at the end of x (2 for (F, T), 1
+    for waveforms (T,)).
   """
-  runs = x.shape[:-2]
+  runs = x.shape[:x.ndim - example_rank]
   return {
       "x": x,
       "eta": jnp.broadcast_to(jnp.asarray(eta, jnp.float32), runs),
@@ -140,14 +142,15 @@ def bold_driver_step(state, energy, grad, config: BackpropConfig):
   Args:
     state: from bold_driver_state (arrays over the runs).
     energy: (*runs) E(X) at state['x'].
-    grad: (*runs, F, T) dE/dX there.
+    grad: (*runs, F, T) dE/dX there (any example shape after *runs).
     config: the factors and the cut-off (eta is in the state).
 
   Returns:
     The next state. Finished runs (done) are returned unchanged.
   """
   done = state["done"]
-  finite = jnp.isfinite(energy) & jnp.all(jnp.isfinite(grad), axis=(-2, -1))
+  example = tuple(range(jnp.ndim(energy), jnp.ndim(grad)))
+  finite = jnp.isfinite(energy) & jnp.all(jnp.isfinite(grad), axis=example)
   diverged = ~done & ~finite
   lowered = energy < state["energy"]
   bold = jnp.where(
@@ -157,9 +160,10 @@ def bold_driver_step(state, energy, grad, config: BackpropConfig):
       state["bold"])
   converged = ~done & finite & (bold < config.min_bold)
   active = ~done & finite & ~converged
-  step = (state["eta"] * bold)[..., None, None] * grad
+  expand = (Ellipsis,) + (None,) * len(example)
+  step = (state["eta"] * bold)[expand] * grad
   return {
-      "x": jnp.where(active[..., None, None], state["x"] - step, state["x"]),
+      "x": jnp.where(active[expand], state["x"] - step, state["x"]),
       "eta": state["eta"],
       "energy": jnp.where(done, state["energy"], energy),
       "start_energy": jnp.where(state["started"], state["start_energy"],
@@ -174,18 +178,19 @@ def bold_driver_step(state, energy, grad, config: BackpropConfig):
 
 
 @functools.lru_cache(maxsize=64)
-def make_backprop_fn(model: phone_cnn.PhoneCNN, layer: int,
-                     config: BackpropConfig):
+def make_backprop_fn(model, layer: int, config: BackpropConfig):
   """The jitted core: run(params, targets, x0) -> (x, summary).
 
-  x0: (N, K, F, T) starts; targets (N, *act). Returns the final runs
+  model: any network of the inversion protocol. x0: (N, K, F, T) starts
+  ((N, K, T) for waveforms); targets (N, *act). Returns the final runs
   (N, K, F, T) and a summary dict of (N, K) arrays: eta, steps, energy (final
   E), bold (final b), converged (b fell below min_bold, never for a diverged
   run), run_diverged (E, its gradient or X became NaN/Inf, or the final E is
   above the start's). Cached per
   (model, layer, config), so repeated calls do not recompile.
   """
-  model.check_layer(layer)
+  objective.check_layer(model, layer)
+  rank = objective.example_rank(model)
   loop = loops.check_loop(config.loop)
 
   def energies_and_grads(params, targets, x):
@@ -204,7 +209,7 @@ def make_backprop_fn(model: phone_cnn.PhoneCNN, layer: int,
           model, params, layer, x, config.weight_decay,
           config.curvature_iters)))(x0)
       eta = config.learning_rate / lam
-    return bold_driver_state(x0, config.initial_bold, eta)
+    return bold_driver_state(x0, config.initial_bold, eta, rank)
 
   def running(state):
     return jnp.any(~state["done"])
@@ -254,7 +259,7 @@ def starting_points(key: jax.Array, num_examples: int, config: BackpropConfig,
                                    input_shape, config.init_scale, init)
 
 
-def run_backprop(model: phone_cnn.PhoneCNN, params, layer: int,
+def run_backprop(model, params, layer: int,
                  targets: jax.Array, x0: jax.Array, config: BackpropConfig):
   """Backprop from given starts x0 (N, K, F, T), no checks (callers check).
 
@@ -269,22 +274,25 @@ def run_backprop(model: phone_cnn.PhoneCNN, params, layer: int,
   return objective.run_summary(summary, summary["run_diverged"], runs)
 
 
-def reconstruct_by_backprop(model: phone_cnn.PhoneCNN, params, layer: int,
+def reconstruct_by_backprop(model, params, layer: int,
                             targets, key: jax.Array,
                             config: BackpropConfig = BackpropConfig(),
                             init=None, input_shape=None):
   """Reconstructs inputs from layer `layer`'s activations by gradient descent.
 
   Args:
-    model, params: the encoder whose layer activations are given.
-    layer: thesis layer number n of the targets.
+    model, params: the encoder whose layer activations are given, any
+      network of the inversion protocol (recon_jax.models.invertible: a
+      PhoneCNN, a CNN12 on waveforms, a user's DeclaredNet).
+    layer: its layer number n of the targets (thesis numbering for the
+      phone CNN, blocks for CNN12).
     targets: Y*_n, (N, *activation of layer n).
     key: PRNG key for the random starts.
     config: BackpropConfig.
     init: optional start: (N, F, T) (e.g. a decoder's output; K noisy copies)
-      or (N, K, F, T).
-    input_shape: (F, T) of the network's input; may be left out when init
-      is given (then its last two axes).
+      or (N, K, F, T); waveforms (N, T) or (N, K, T).
+    input_shape: one example's shape, (F, T) ((T,) for waveforms); may be
+      left out when init is given (then its last axes).
 
   Returns:
     (reconstructions (N, F, T), runs (N, K, F, T), summary). Each
@@ -300,7 +308,8 @@ def reconstruct_by_backprop(model: phone_cnn.PhoneCNN, params, layer: int,
       does not exist, targets have the wrong shape for it or hold NaN/Inf,
       or init has the wrong shape or holds NaN/Inf.
   """
-  input_shape = objective.resolve_input_shape(input_shape, init=init)
+  input_shape = objective.resolve_input_shape(
+      input_shape, init=init, rank=objective.example_rank(model))
   targets = objective.check_problem(model, params, layer, targets,
                                     input_shape)
   x0 = starting_points(key, targets.shape[0], config, input_shape, init)

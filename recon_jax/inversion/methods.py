@@ -20,7 +20,6 @@ from recon_jax.inversion import backprop
 from recon_jax.inversion import config as config_lib
 from recon_jax.inversion import decoder_io
 from recon_jax.inversion import decoder_methods
-from recon_jax.models import phone_cnn
 
 AnnealingConfig = annealing.AnnealingConfig
 BackpropConfig = backprop.BackpropConfig
@@ -53,7 +52,7 @@ class ReconstructionConfig(config_lib.Settings):
     return config_lib.config_from_dict(cls, d)
 
 
-def reconstruct(method: str, model: phone_cnn.PhoneCNN, params, layer: int,
+def reconstruct(method: str, model, params, layer: int,
                 targets, key: jax.Array,
                 config: ReconstructionConfig = ReconstructionConfig(), *,
                 decoder: decoder_io.TrainedDecoder | None = None,
@@ -62,7 +61,10 @@ def reconstruct(method: str, model: phone_cnn.PhoneCNN, params, layer: int,
 
   Args:
     method: 'annealing', 'backprop', 'decoder' or 'decoder_backprop'.
-    model, params: the encoder whose activations `targets` are.
+    model, params: the encoder whose activations `targets` are: any network
+      of the inversion protocol for 'annealing' and 'backprop' (a PhoneCNN,
+      a CNN12 on waveforms, a DeclaredNet), a PhoneCNN for the decoder
+      methods.
     layer: thesis layer number n.
     targets: Y*_n (N, *activation of layer n).
     key: PRNG key of the method's randomness (starts, noise).
@@ -71,7 +73,8 @@ def reconstruct(method: str, model: phone_cnn.PhoneCNN, params, layer: int,
       methods only.
     switches: the encoder's switches of the originals, for a 'switch'
       unpooling decoder only.
-    input_shape: (F, T) of the network's input (the originals' shape[1:]).
+    input_shape: one example's shape, (F, T) ((T,) for waveforms): the
+      originals' shape[1:].
       Needed by the search methods; the decoder methods may leave it out
       (then the decoder's), and if given it must equal the decoder's.
     input_scale: annealing only: the inputs' RMS, the unit of the neighbour

@@ -470,7 +470,9 @@ def check_params(net: InvertibleNet, params, example_shape):
 def check_input(net: InvertibleNet, x, name: str = "input"):
   """A batch or one example -> ((N, L, C) float array, one_example).
 
-  Checks the rank, finiteness (concrete arrays) and the minimum length.
+  Checks the rank, finiteness (concrete arrays) and the minimum length of
+  the whole network (as CNN12 itself does; `trace` asks only for what the
+  ops up to its layer need).
   """
   rank = net.example_rank
   if np.ndim(x) not in (rank, rank + 1):
@@ -492,17 +494,18 @@ def check_input(net: InvertibleNet, x, name: str = "input"):
   return x, one
 
 
-def _check_length(net, length):
-  need = min_input_length(net)
+def _check_length(net, length, layer=None):
+  need = min_input_length(net, layer)
   if length < need:
-    what = ("its receptive field of" if need == receptive_field(net) else
-            "the minimum of")
+    what = ("its receptive field of" if need == receptive_field(net, layer)
+            else "the minimum of")
     raise ValueError(f"{net.name} input of {length} samples is shorter than "
                      f"{what} {need} samples; pad or tile it")
 
 
-def _as_batch(net, x):
-  """x (N, L) (waveform nets) or (N, L, C) -> (N, L, C), shape-checked."""
+def _as_batch(net, x, layer=None):
+  """x (N, L) (waveform nets) or (N, L, C) -> (N, L, C), shape-checked (long
+  enough for the ops up to `layer`)."""
   x = jnp.asarray(x)
   if net.waveform and x.ndim == 2:
     x = x[..., None]
@@ -510,7 +513,7 @@ def _as_batch(net, x):
     raise ValueError(f"{net.name} expects a batch "
                      f"{'(N, T) or (N, T, 1)' if net.waveform else '(N, L, C)'}"
                      f", got shape {x.shape}")
-  _check_length(net, x.shape[1])
+  _check_length(net, x.shape[1], layer)
   if not jnp.issubdtype(x.dtype, jnp.floating):
     x = x.astype(jnp.float32)
   return x
@@ -601,12 +604,13 @@ def trace(net, params, x, layer: int | None = None) -> Trace:
 
   x: a batch, (N, L) or (N, L, 1) for waveform nets, else (N, L, C).
   Returns the Trace (every op's output, the pools' switches, the lengths).
-  Works under jit (x may be a tracer; only shapes are checked).
+  x must be long enough for the ops up to `layer` only. Works under jit
+  (x may be a tracer; only shapes are checked).
   """
   net = describe(net)
   if layer is not None:
     layer = check_layer(net, layer)
-  return _forward(net, _reader(net, params), _as_batch(net, x), layer)
+  return _forward(net, _reader(net, params), _as_batch(net, x, layer), layer)
 
 
 def activation(net, params, x, layer: int | None = None):
@@ -698,4 +702,4 @@ class DeclaredNet(nn.Module):
         shape = (math.prod(in_shape[1:]), op.features)
       return _Weights(shape, op.use_bias, self.kernel_init, self.bias_init,
                       name=op.name)()
-    return _forward(net, weights, _as_batch(net, x), layer).output
+    return _forward(net, weights, _as_batch(net, x, layer), layer).output
