@@ -3,14 +3,15 @@
 #
 #   ./launch_tpu.sh --project=my-project --zone=europe-west4-a --name=cnn12 \
 #       --accelerator=v3-8 -- \
-#       experiments/train_cnn12.py --config=configs/cnn12_simclr.py \
+#       --config=configs/cnn12_simclr.py:paper \
 #       --workdir=/home/$USER/runs/simclr
 #
 # Creates the TPU VM if it does not exist (or reuses it), copies this
 # checkout (git HEAD) to every worker, installs the package with jax[tpu],
-# and starts the entry point on all workers at once with RECON_JAX_DISTRIBUTED=1
-# (the entry points then call jax.distributed.initialize(), which finds the
-# other hosts of a multi-host slice by itself). Every worker's output is
+# and runs `python -m recon_jax <the flags after -->` on all workers at once
+# with RECON_JAX_DISTRIBUTED=1 (recon_jax then calls
+# jax.distributed.initialize(), which finds the other hosts of a multi-host
+# slice by itself). Every worker's output is
 # streamed back. Re-running the same command resumes the run from its
 # checkpoints.
 #
@@ -67,14 +68,16 @@ done
   die "--accelerator='$accelerator' is not a TPU type such as v3-8"
 [[ "$name" =~ ^[a-z]([-a-z0-9]*[a-z0-9])?$ ]] ||
   die "--name='$name' must be lower-case letters, digits and dashes"
-[ $# -ge 1 ] || die "no experiment given: add -- ENTRY_POINT.py --flags ..."
-entry="$1"
-[ -f "$entry" ] || die "experiment '$entry' is not a file of this checkout"
+[ $# -ge 1 ] || die "no experiment given: add -- --config=configs/FILE.py --workdir=DIR ..."
+config=""
 for arg in "$@"; do
   case "$arg" in
     --workdir=*://*) die "'$arg': use a local path (or a --bucket mount), not a URL" ;;
+    --config=*) config="${arg#--config=}"; config="${config%%:*}" ;;
   esac
 done
+[ -n "$config" ] || die "no --config=configs/FILE.py after --"
+[ -f "$config" ] || die "config '$config' is not a file of this checkout"
 if [ -n "$bucket" ] && [[ ! "$mount" =~ ^/ ]]; then
   die "--mount='$mount' must be an absolute path"
 fi
@@ -116,6 +119,6 @@ fi
 remote_cmd="set -e; ${mount_cmd}rm -rf recon_jax && mkdir -p recon_jax && \
 tar -xzf recon_jax.tar.gz -C recon_jax && cd recon_jax && \
 pip install -q -U 'jax[tpu]' -e . && \
-RECON_JAX_DISTRIBUTED=1 python $quoted_cmd"
+RECON_JAX_DISTRIBUTED=1 python -m recon_jax $quoted_cmd"
 run "${gcloud_tpu[@]}" ssh "$name" --worker=all --command="$remote_cmd" \
     "${where[@]}"

@@ -11,6 +11,8 @@ setuptools.setup(
     python_requires=">=3.10",
     packages=setuptools.find_packages(include=["recon_jax", "recon_jax.*"]),
     package_data={"recon_jax": ["data/tables/*.tsv", "data/text/*.txt"]},
+    # One command for every experiment (recon_jax/main.py).
+    entry_points={"console_scripts": ["recon-jax=recon_jax.main:console_main"]},
     install_requires=[
         "jax>=0.4.35,<0.11",
         "flax>=0.10,<0.13",

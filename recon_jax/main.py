@@ -10,6 +10,7 @@ Work dirs are resumable: after a kill, the same command continues where it
 stopped and never redoes finished work; a work dir made with another config
 or other data is refused with one line naming the difference.
 """
+import os
 import sys
 
 from absl import flags
@@ -48,7 +49,20 @@ def main(argv):
     print(line)
 
 
+def _importable_configs(argv) -> None:
+  """Config files import their siblings (`from configs import thesis`):
+  puts the folder holding the config file's `configs/` on sys.path, so
+  the command works from any directory."""
+  for arg in argv[1:]:
+    if arg.startswith("--config="):
+      path = os.path.abspath(arg[len("--config="):].split(":")[0])
+      parent = os.path.dirname(path)
+      if os.path.basename(parent) == "configs":
+        sys.path.insert(0, os.path.dirname(parent))
+
+
 def console_main():
   """`recon-jax` and `python -m recon_jax`."""
   sys.modules["__main__"].__doc__ = usage()
+  _importable_configs(sys.argv)
   cli.run(main)

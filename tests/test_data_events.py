@@ -192,7 +192,7 @@ def test_bad_config_is_refused_before_work(tmp_path, overrides, message):
 
 def test_entry_point(tmp_path):
   root = str(tmp_path / "ev")
-  cmd = [sys.executable, os.path.join(_ROOT, "experiments", "make_events.py"),
+  cmd = [sys.executable, "-m", "recon_jax",
          f"--config={os.path.join(_ROOT, 'configs', 'make_events.py')}:tiny",
          "--config.classes=('Pure_tone', 'Bell')", "--config.train_clips=2",
          "--config.events_per_clip=(1, 2)", "--config.val_clips=2",

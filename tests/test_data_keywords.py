@@ -157,7 +157,7 @@ def test_bad_config_is_refused_before_work(tmp_path, overrides, message):
 
 def test_entry_point(tmp_path):
   root = str(tmp_path / "kw")
-  cmd = [sys.executable, os.path.join(_ROOT, "experiments", "make_keywords.py"),
+  cmd = [sys.executable, "-m", "recon_jax",
          f"--config={os.path.join(_ROOT, 'configs', 'make_keywords.py')}:tiny",
          "--config.words=('yes', 'no')", "--config.background_seconds=0.5"]
   out = subprocess.run(cmd + [f"--workdir={root}"], capture_output=True,

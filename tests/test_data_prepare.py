@@ -248,7 +248,7 @@ def _make_corpus(args):
   env = dict(os.environ, JAX_PLATFORMS="cpu")
   env.pop("XLA_FLAGS", None)
   return subprocess.run(
-      [sys.executable, "experiments/make_corpus.py",
+      [sys.executable, "-m", "recon_jax",
        "--config=configs/make_corpus.py:tiny", "--config.sx_per_speaker=1",
        "--config.si_per_speaker=0"] + args, cwd=ROOT, env=env,
       capture_output=True, text=True, timeout=300)

@@ -29,7 +29,7 @@ def _assert_one_clear_error(proc, pattern):
   assert re.search(pattern, errors[0]), errors[0]
 
 
-THESIS = ["experiments/thesis.py", "--config=configs/thesis_tiny.py"]
+THESIS = ["-m", "recon_jax", "--config=configs/thesis_tiny.py"]
 
 
 @pytest.mark.parametrize("flags,pattern", [
@@ -67,7 +67,7 @@ def test_misspelt_field_in_a_config_file_is_refused(tmp_path):
         return c
   """))
   env_root = ROOT
-  proc = _run(["experiments/thesis.py", f"--config={config_file}",
+  proc = _run(["-m", "recon_jax", f"--config={config_file}",
                f"--workdir={tmp_path / 'run'}"], cwd=env_root)
   assert proc.returncode != 0
   assert "timitdir" in proc.stderr

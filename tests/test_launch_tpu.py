@@ -8,8 +8,7 @@ import pytest
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SCRIPT = os.path.join(ROOT, "launch_tpu.sh")
 WHERE = ["--project=proj", "--zone=europe-west4-a", "--name=simclr"]
-EXPERIMENT = ["experiments/thesis.py", "--config=configs/thesis_quick.py",
-              "--workdir=/home/me/runs/q"]
+EXPERIMENT = ["--config=configs/thesis_quick.py", "--workdir=/home/me/runs/q"]
 
 
 def _launch(*args, path=None):
@@ -34,9 +33,10 @@ def test_shellcheck_clean():
     (WHERE + ["--accelerator=v3"], "not a TPU type"),
     (WHERE + ["--name=Bad_Name"], "lower-case"),
     (WHERE, "no experiment given"),
-    (WHERE + ["--", "experiments/nope.py"], "is not a file"),
+    (WHERE + ["--", "--config=configs/nope.py"], "is not a file"),
+    (WHERE + ["--", "--workdir=/tmp/run"], "no --config"),
     (WHERE + ["--frobnicate"], "unknown argument '--frobnicate'"),
-    (WHERE + ["--", "experiments/thesis.py", "--workdir=gs://b/run"],
+    (WHERE + ["--", "--config=configs/thesis.py", "--workdir=gs://b/run"],
      "not a URL"),
     (WHERE + ["--bucket=b", "--mount=relative", "--"] + EXPERIMENT,
      "absolute path"),
@@ -69,7 +69,7 @@ def test_dry_run_prints_every_gcloud_command_and_runs_none(tmp_path):
   for line in lines:
     assert line.rstrip().endswith("--project=proj --zone=europe-west4-a")
   assert "pip\\ install" in ssh and "RECON_JAX_DISTRIBUTED=1" in ssh
-  assert "experiments/thesis.py\\ --config=configs/thesis_quick.py" in ssh
+  assert "python\\ -m\\ recon_jax\\ --config=configs/thesis_quick.py" in ssh
 
 
 def test_real_run_reuses_an_existing_vm(tmp_path):

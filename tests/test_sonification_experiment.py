@@ -218,18 +218,19 @@ def test_bad_config_and_inputs_are_named(runs, tmp_path):
 def test_entry_point_prints_findings_and_one_line_errors(runs, analysed,
                                                          tmp_path):
   config, workdir, _ = analysed
-  args = [f"--config={_ROOT}/configs/sonification.py:tiny",
-          f"--workdir={workdir}"] + [
+  args = [f"--workdir={workdir}"] + [
               f"--config.{f}={runs[f]}" for f in (
                   "supervised", "contrastive", "probe", "finetune")] + [
                       f"--config.data.dir={runs['data']}"]
-  out = subprocess.run([sys.executable, os.path.join(
-      _ROOT, "experiments", "coherence.py")] + args, capture_output=True,
+  out = subprocess.run([sys.executable, "-m", "recon_jax",
+                        f"--config={_ROOT}/configs/sonification.py:tiny,"
+                        "coherence"] + args, capture_output=True,
                        text=True, timeout=600)
   assert out.returncode == 0, out.stderr[-3000:]
   assert "coherence falls with depth" in out.stdout
-  bad = subprocess.run([sys.executable, os.path.join(
-      _ROOT, "experiments", "topk.py")] + args[:2] + [
+  bad = subprocess.run([sys.executable, "-m", "recon_jax",
+                        f"--config={_ROOT}/configs/sonification.py:tiny,topk"]
+                       + args[:1] + [
           "--config.layers=(1,12)"], capture_output=True, text=True,
                        timeout=600)
   assert bad.returncode == 1

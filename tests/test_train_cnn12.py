@@ -260,8 +260,7 @@ def test_over_seeds_gives_mean_and_t_interval():
 def _cli(args, tmp_path):
   env = dict(os.environ, RECON_JAX_CACHE=str(tmp_path / "cache"))
   return subprocess.run(
-      [sys.executable, os.path.join(_ROOT, "experiments", "train_cnn12.py")]
-      + args, capture_output=True, text=True, env=env, cwd=str(tmp_path),
+      [sys.executable, "-m", "recon_jax"] + args, capture_output=True, text=True, env=env, cwd=str(tmp_path),
       timeout=600)
 
 

@@ -35,6 +35,14 @@ def _one_line(e: BaseException) -> str:
   return text.replace("\n", " ")
 
 
+def _close_progress_bars():
+  """Ends any progress bar still drawn (a stage that failed inside its
+  loop), so the error line starts a line of its own."""
+  import tqdm  # pylint: disable=g-import-not-at-top
+  for bar in list(getattr(tqdm.tqdm, "_instances", ())):
+    bar.close()
+
+
 def guarded(main):
   """Wraps an absl main so user errors become one line and exit 1."""
 
@@ -43,6 +51,7 @@ def guarded(main):
       return main(argv)
     except USER_ERRORS + (OSError,) as e:
       logging.flush()
+      _close_progress_bars()
       print(f"error: {type(e).__name__}: {_one_line(e)}", file=sys.stderr)
       sys.exit(1)
 

@@ -28,6 +28,7 @@ stage is refused, naming the fields.
 import copy
 import json
 import os
+import sys
 import time
 
 from absl import logging
@@ -154,8 +155,9 @@ def _record_path(workdir, stage):
   return os.path.join(workdir, RECORDS, f"{stage}.json")
 
 
-def _portable(config, workdir) -> dict:
-  """The stage config as JSON, the work dir's path written as <workdir>."""
+def _portable(config, workdir):
+  """`config` (or any JSON-able value) as JSON, the work dir's path written
+  as <workdir>, so the record does not depend on where the dir lives."""
   text = json.dumps(provenance.to_jsonable(config), sort_keys=True)
   return json.loads(text.replace(json.dumps(workdir)[1:-1], "<workdir>"))
 
@@ -185,25 +187,29 @@ def run(config, workdir: str) -> dict:
   bar = tqdm.tqdm(total=len(stages), desc="mission", unit="stage",
                   bar_format="{desc}: {n}/{total} stages |{bar}| "
                   "[{elapsed}<{remaining}] {postfix}")
-  for stage in stages:
-    bar.set_postfix_str(stage)
-    record = finished(workdir, stage, configs[stage])
-    if record is not None:
-      logging.info("stage %s: finished earlier (%s); skipped", stage,
-                   _record_path(workdir, stage))
-      tqdm.tqdm.write(f"stage {stage}: finished earlier, skipped")
-    else:
-      tqdm.tqdm.write(f"stage {stage}: running in {folder(workdir, stage)}")
-      start = time.time()
-      out = DRIVERS[stage](configs[stage], folder(workdir, stage))
-      record = {"stage": stage, "folder": FOLDERS[stage],
-                "config": _portable(configs[stage], workdir),
-                "lines": list(out.get("lines", ())),
-                "seconds": round(time.time() - start, 1)}
-      provenance.write_json_atomic(_record_path(workdir, stage), record)
-    records[stage] = record
-    bar.update()
-  bar.close()
+  try:
+    for stage in stages:
+      bar.set_postfix_str(stage)
+      record = finished(workdir, stage, configs[stage])
+      if record is not None:
+        logging.info("stage %s: finished earlier (%s); skipped", stage,
+                     _record_path(workdir, stage))
+        tqdm.tqdm.write(f"stage {stage}: finished earlier, skipped",
+                        file=sys.stderr)
+      else:
+        tqdm.tqdm.write(f"stage {stage}: running in {folder(workdir, stage)}",
+                        file=sys.stderr)
+        start = time.time()
+        out = DRIVERS[stage](configs[stage], folder(workdir, stage))
+        record = {"stage": stage, "folder": FOLDERS[stage],
+                  "config": _portable(configs[stage], workdir),
+                  "lines": _portable(list(out.get("lines", ())), workdir),
+                  "seconds": round(time.time() - start, 1)}
+        provenance.write_json_atomic(_record_path(workdir, stage), record)
+      records[stage] = record
+      bar.update()
+  finally:
+    bar.close()  # Before any error line: it ends the bar's line.
   path = mission_summary.write_summary(workdir, records)
   lines = [f"{s}: {records[s]['seconds']:.0f} s, {folder(workdir, s)}"
            for s in stages]
