@@ -3,6 +3,7 @@ waveforms (E's gradient against finite differences, backprop, annealing)
 and a user's declared net, written only here, through every method
 (sonify, backprop, annealing)."""
 import functools
+import os
 
 import jax
 import jax.numpy as jnp
@@ -13,8 +14,10 @@ from recon_jax import inversion
 from recon_jax import models
 from recon_jax.inversion import annealing
 from recon_jax.inversion import backprop
+from recon_jax.inversion import decoder_model
 from recon_jax.inversion import objective
 from recon_jax.models import invertible as inv
+from recon_jax.train import metric_writers
 
 CNN12 = models.CNN12(widths=(2, 2, 4, 4, 4, 4, 4, 4, 8, 8, 8))
 T = 2400
@@ -210,3 +213,95 @@ def test_user_net_problems_are_named(user):
   with pytest.raises(ValueError, match=r"the start X0's \(T,\) \(100,\)"):
     run(6, targets, jax.random.key(0), input_shape=(USER_T,),
         init=np.zeros((3, 100), np.float32))
+
+
+def _tones(n, length, seed=0):
+  """Waveforms a decoder can learn: a few random sinusoids each."""
+  rng = np.random.default_rng(seed)
+  t = np.arange(length)
+  out = np.zeros((n, length))
+  for i in range(n):
+    for _ in range(3):
+      out[i] += rng.uniform(0.2, 1) * np.sin(
+          2 * np.pi * rng.uniform(0.002, 0.05) * t + rng.uniform(0, 6.3))
+  return (out / np.abs(out).max(axis=1, keepdims=True)).astype(np.float32)
+
+
+def _stage_losses(workdir, stage):
+  return [r["train/loss"] for r in metric_writers.read_jsonl_metrics(
+      os.path.join(workdir, stage)) if "train/loss" in r]
+
+
+def test_stacked_decoder_on_cnn12_waveforms(cnn12, tmp_path):
+  """Innermost stage first, then outwards, then fine-tuned, on CNN12's
+  blocks over waveforms; decoding, decoder-then-backprop, save and load."""
+  model, params = cnn12
+  x = _tones(40, T)
+  config = inversion.DecoderTrainConfig(stage_steps=15, finetune_steps=15,
+                                        learning_rate=1e-2, log_every=5,
+                                        checkpoint_every=1000)
+  workdir = str(tmp_path / "dec")
+  trained = inversion.train_decoder(
+      model, params, 2, workdir=workdir,
+      epoch_batches=inversion.array_batches(x[:32], 16), config=config)
+  stages = trained.module.stages
+  assert [(s.name, s.source_layer, s.target_layer, s.out_shape)
+          for s in stages] == [("block2", 6, 3, (1197, 2)),
+                               ("block1", 3, 0, (T,))]
+  for stage in ("stage1_block2", "stage2_block1", "finetune"):
+    losses = _stage_losses(workdir, stage)
+    assert losses[-1] < losses[0], (stage, losses)
+  targets = objective.layer_targets(model, params, x[32:], 2)
+  rec, runs, summary = inversion.reconstruct_by_decoder(
+      trained, model, params, 2, targets, jax.random.key(0))
+  assert rec.shape == (8, T) and runs.shape == (8, 4, T)
+  assert not np.any(np.asarray(summary["diverged"]))
+  rec2, runs2, summary2 = inversion.reconstruct_by_decoder_then_backprop(
+      trained, model, params, 2, targets, jax.random.key(0),
+      backprop_config=backprop.BackpropConfig(max_steps=5))
+  assert rec2.shape == (8, T) and "decoder_energy" in summary2
+  loaded = inversion.load_decoder(workdir, model, params, layer=2)
+  jax.tree.map(np.testing.assert_array_equal, loaded.params, trained.params)
+
+
+def test_stacked_decoder_on_a_user_net(user, tmp_path):
+  """The declared net's strided and padded convs, padded pool, temporal
+  mean and dense layer, each mirrored by a stage; blind and switch
+  unpooling; the mangled-network check on waveforms."""
+  module, params, _ = user
+  x = _tones(40, USER_T, seed=3)
+  config = inversion.DecoderTrainConfig(stage_steps=15, finetune_steps=15,
+                                        learning_rate=1e-2, log_every=5,
+                                        checkpoint_every=1000)
+  for unpooling in ("blind", "switch"):
+    workdir = str(tmp_path / unpooling)
+    trained = inversion.train_decoder(
+        module, params, 9, workdir=workdir,
+        epoch_batches=inversion.array_batches(x[:32], 16),
+        config=config.replace(unpooling=unpooling))
+    stages = trained.module.stages
+    assert [(s.name, s.kind, s.source_layer, s.target_layer)
+            for s in stages] == [("out", "dense", 9, 8),
+                                 ("block3", "conv", 8, 5),
+                                 ("block2", "conv", 5, 3),
+                                 ("block1", "conv", 3, 0)]
+    assert stages[1].mean_length == 10 and stages[1].stride == 3
+    assert stages[3].pool_padding == (1, 1) and stages[3].stride == 2
+    assert stages[3].out_shape == (USER_T,)
+    losses = _stage_losses(workdir, "finetune")
+    assert losses[-1] < losses[0]
+    targets = objective.layer_targets(module, params, x[32:], 9)
+    switches = None
+    if unpooling == "switch":
+      _, switches = decoder_model.encoder_views(module, params, x[32:], 9)
+    rec, _, _ = inversion.reconstruct_by_decoder(
+        trained, module, params, 9, targets, jax.random.key(0),
+        switches=switches)
+    assert rec.shape == (8, USER_T)
+    loaded = inversion.load_decoder(workdir, module, params, layer=9)
+    jax.tree.map(np.testing.assert_array_equal, loaded.params,
+                 trained.params)
+    check = inversion.mangled_decoder_check(trained, module, params, x[32:])
+    assert np.isfinite(check["intact_mxcorr2"])
+    if unpooling == "blind":
+      assert check["mangled_spread"] < 1e-6  # input-independent

@@ -25,7 +25,8 @@ Networks: the code reads a model only through the inversion protocol
 (recon_jax.models.invertible): annealing and backprop (and layer_targets,
 make_energy) take a PhoneCNN (examples (F, T)), a CNN12 (waveforms (T,):
 reconstructions (N, T), runs (N, K, T)) or a user's DeclaredNet /
-InvertibleNet. The decoder methods still build their stages from a PhoneCNN.
+InvertibleNet; so do the stacked decoders (train_decoder builds one stage
+per conv or dense unit of the network's description).
 Settings: frozen dataclasses that refuse impossible values when built;
 `config_from_dict(cls, mapping)` makes any of them from a config mapping,
 refusing unknown fields.

@@ -19,7 +19,7 @@ import numpy as np
 from recon_jax import provenance
 from recon_jax.inversion import decoder_model
 from recon_jax.inversion import objective
-from recon_jax.models import phone_cnn
+from recon_jax.models import invertible
 
 PARAMS_FILE = "decoder.msgpack"
 META_FILE = "decoder.json"
@@ -27,12 +27,34 @@ _META_FIELDS = ("layer", "unpooling", "stage_relu", "encoder",
                 "encoder_fingerprint", "input_shape", "train_config")
 
 
-def encoder_config(model: phone_cnn.PhoneCNN) -> dict:
-  """The fields of `model` that decide its activations (JSON-able)."""
-  return {f.name: (list(v) if isinstance(v, (tuple, list)) else v)
-          for f in dataclasses.fields(model)
-          if f.name not in ("parent", "name", "dropout_rate")
-          for v in [getattr(model, f.name)]}
+def encoder_config(model) -> dict:
+  """The fields of `model` that decide its activations (JSON-able).
+
+  A Flax module whose settings are plain numbers, strings and sequences of
+  them (the phone CNN, CNN12) gives those settings (as decoders saved
+  before the inversion protocol recorded them); any other network (an
+  InvertibleNet, a DeclaredNet) gives its description's ops and layers.
+  """
+  if dataclasses.is_dataclass(model) and not isinstance(
+      model, invertible.InvertibleNet):
+    config = {f.name: (list(v) if isinstance(v, (tuple, list)) else v)
+              for f in dataclasses.fields(model)
+              if f.name not in ("parent", "name", "dropout_rate")
+              for v in [getattr(model, f.name)]}
+    if all(_plain(v) for v in config.values()):
+      return config
+  net = invertible.describe(model)
+  return {"network": net.name, "waveform": net.waveform,
+          "layer_ends": list(net.layer_ends),
+          "ops": [{k: (list(v) if isinstance(v, tuple) else v)
+                   for k, v in dataclasses.asdict(op).items()}
+                  for op in net.ops]}
+
+
+def _plain(value) -> bool:
+  if isinstance(value, (list, tuple)):
+    return all(_plain(v) for v in value)
+  return value is None or isinstance(value, (bool, int, float, str))
 
 
 def params_fingerprint(params) -> str:
@@ -69,7 +91,7 @@ class TrainedDecoder:
             "train_config": self.train_config}
 
 
-def check_decoder_matches(decoder: TrainedDecoder, model: phone_cnn.PhoneCNN,
+def check_decoder_matches(decoder: TrainedDecoder, model,
                           encoder_params, layer: int | None = None):
   """ValueError naming the mismatch if `decoder` was not trained for these."""
   if layer is not None and decoder.layer != layer:
@@ -105,7 +127,7 @@ def save_decoder(directory: str, decoder: TrainedDecoder):
                                decoder.metadata())
 
 
-def load_decoder(directory: str, model: phone_cnn.PhoneCNN, encoder_params,
+def load_decoder(directory: str, model, encoder_params,
                  layer: int | None = None) -> TrainedDecoder:
   """Loads a saved decoder and checks it matches (model, encoder_params, layer).
 
@@ -137,8 +159,9 @@ def load_decoder(directory: str, model: phone_cnn.PhoneCNN, encoder_params,
     raise provenance.CorruptFileError(
         f"{params_path} is damaged ({type(e).__name__}: {e}); delete the "
         "directory to retrain the decoder") from None
-  input_shape = objective.check_input_shape(meta["input_shape"],
-                                            f"{meta_path} input_shape")
+  input_shape = objective.check_input_shape(
+      meta["input_shape"], f"{meta_path} input_shape",
+      rank=objective.example_rank(model))
   decoder = TrainedDecoder(None, params, meta["layer"], meta["unpooling"],
                            meta["encoder"], meta["encoder_fingerprint"],
                            input_shape, meta["train_config"])

@@ -11,7 +11,6 @@ from recon_jax.inversion import config as config_lib
 from recon_jax.inversion import decoder_io
 from recon_jax.inversion import decoder_model
 from recon_jax.inversion import objective
-from recon_jax.models import phone_cnn
 
 
 @dataclasses.dataclass(frozen=True)
@@ -38,7 +37,7 @@ class DecoderConfig(config_lib.Settings):
 
 
 def reconstruct_by_decoder(decoder: decoder_io.TrainedDecoder,
-                           model: phone_cnn.PhoneCNN, encoder_params,
+                           model, encoder_params,
                            layer: int, targets, key: jax.Array,
                            config: DecoderConfig = DecoderConfig(),
                            switches=None, input_shape=None):
@@ -67,7 +66,8 @@ def reconstruct_by_decoder(decoder: decoder_io.TrainedDecoder,
       targets, or missing or bad switches.
   """
   input_shape = objective.resolve_input_shape(
-      input_shape, decoder_shape=decoder.input_shape)
+      input_shape, decoder_shape=decoder.input_shape,
+      rank=objective.example_rank(model))
   decoder_io.check_decoder_matches(decoder, model, encoder_params, layer)
   targets = objective.check_problem(model, encoder_params, layer, targets,
                                     input_shape)
@@ -97,7 +97,7 @@ def _decode_draws(module, params, targets, switches, key, num_draws,
 
 
 def reconstruct_by_decoder_then_backprop(
-    decoder: decoder_io.TrainedDecoder, model: phone_cnn.PhoneCNN,
+    decoder: decoder_io.TrainedDecoder, model,
     encoder_params, layer: int, targets, key: jax.Array,
     decoder_config: DecoderConfig = DecoderConfig(),
     backprop_config: backprop.BackpropConfig = backprop.BackpropConfig(),

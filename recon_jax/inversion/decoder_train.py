@@ -25,7 +25,6 @@ from recon_jax.inversion import config as config_lib
 from recon_jax.inversion import decoder_io
 from recon_jax.inversion import decoder_model
 from recon_jax.inversion import objective
-from recon_jax.models import phone_cnn
 from recon_jax.train import loop as train_loop
 
 OPTIMIZERS = ("adam", "adagrad", "sgd")
@@ -88,11 +87,12 @@ def half_squared_error(target, pred):
 
 def array_batches(x: np.ndarray, batch_size: int,
                   seed: int = 0) -> Callable[[int], Sequence[dict]]:
-  """epoch -> shuffled full batches {'x': (batch_size, F, T)} of x (N, F, T)."""
+  """epoch -> shuffled full batches {'x': (batch_size, F, T)} of x (N, F, T)
+  (or waveforms (N, T))."""
   x = np.asarray(x, np.float32)
-  if x.ndim != 3:
-    raise ValueError(f"decoder training inputs must be (N, freq, frames), got "
-                     f"shape {x.shape}")
+  if x.ndim not in (2, 3):
+    raise ValueError(f"decoder training inputs must be (N, freq, frames) (or "
+                     f"waveforms (N, T)), got shape {x.shape}")
   if (isinstance(batch_size, bool) or not isinstance(batch_size, int)
       or batch_size < 1):
     raise ValueError(f"batch_size must be an integer >= 1, got {batch_size!r}")
@@ -108,18 +108,19 @@ def array_batches(x: np.ndarray, batch_size: int,
   return epoch_batches
 
 
-def _batch_input_shape(epoch_batches) -> tuple:
+def _batch_input_shape(epoch_batches, rank: int = 2) -> tuple:
   batches = epoch_batches(0)
   if not len(batches):
     raise ValueError("epoch_batches(0) gave no batches to train on")
   shape = np.shape(batches[0]["x"])
-  if len(shape) != 3:
+  if len(shape) != rank + 1:
     raise ValueError(f"decoder training batches must hold 'x' of shape "
-                     f"(B, freq, frames), got {shape}")
+                     f"{'(B, freq, frames)' if rank == 2 else '(B, T)'}, got "
+                     f"{shape}")
   return tuple(shape[1:])
 
 
-def train_decoder(model: phone_cnn.PhoneCNN, encoder_params, layer: int, *,
+def train_decoder(model, encoder_params, layer: int, *,
                   workdir: str,
                   epoch_batches: Callable[[int], Sequence[dict]],
                   config: DecoderTrainConfig = DecoderTrainConfig(),
@@ -128,15 +129,19 @@ def train_decoder(model: phone_cnn.PhoneCNN, encoder_params, layer: int, *,
   """Trains D_layer stage by stage, then all together; saves it in workdir.
 
   Args:
-    model, encoder_params: the (frozen) encoder, normally padding 'SAME'.
-    layer: the encoder layer n to decode from.
+    model, encoder_params: the (frozen) encoder, any network of the
+      inversion protocol (normally the phone CNN with padding 'SAME'; a
+      CNN12 on waveforms, a user's declared net).
+    layer: the encoder layer n to decode from (its own numbering).
     workdir: stage i's checkpoints go to workdir/stage{i}_{name}, the
       fine-tuning's to workdir/finetune, the final decoder to workdir
       (decoder.msgpack + decoder.json). Re-running resumes.
-    epoch_batches: epoch -> batches {'x': (B, F, T) network inputs}; B must
+    epoch_batches: epoch -> batches {'x': (B, F, T) network inputs ((B, T)
+      for waveforms)}; B must
       split over the devices (see train.fit). `array_batches` makes one.
     config: DecoderTrainConfig.
-    input_shape: (F, T); None takes it from the first batch. Given, it must
+    input_shape: one example's shape, (F, T) or (T,); None takes it from the
+      first batch. Given, it must
       equal the batches' (F, T) in full.
     fit: the training loop (default recon_jax.train.fit).
 
@@ -152,10 +157,11 @@ def train_decoder(model: phone_cnn.PhoneCNN, encoder_params, layer: int, *,
     raise ValueError(f"config must be a DecoderTrainConfig, got "
                      f"{type(config).__name__} (see config_from_dict)")
   fit = train_loop.fit if fit is None else fit
-  model.check_layer(layer)
-  data_shape = _batch_input_shape(epoch_batches)
+  objective.check_layer(model, layer)
+  rank = objective.example_rank(model)
+  data_shape = _batch_input_shape(epoch_batches, rank)
   input_shape = objective.resolve_input_shape(
-      data_shape if input_shape is None else input_shape)
+      data_shape if input_shape is None else input_shape, rank=rank)
   if input_shape != data_shape:
     raise ValueError(f"input_shape {input_shape} does not match the training "
                      f"batches' (freq, frames) {data_shape}")
@@ -163,6 +169,7 @@ def train_decoder(model: phone_cnn.PhoneCNN, encoder_params, layer: int, *,
   decoder = decoder_model.make_decoder(model, layer, config.unpooling,
                                        input_shape, config.stage_relu)
   stages = decoder.stages
+  top = stages[0].source_layer  # the position of `layer`'s activation
   act, switches0 = decoder_model.dummy_inputs(model, layer, input_shape)
 
   def init_all(key):
@@ -188,7 +195,7 @@ def train_decoder(model: phone_cnn.PhoneCNN, encoder_params, layer: int, *,
       del key
       views, switches = decoder_model.encoder_views(
           model, encoder_params, batch["x"], layer)
-      h = views[layer]
+      h = views[top]
       if index:
         h = decoder.apply({"params": inner}, h, switches, stop=index)
       pred = decoder.apply({"params": {stage.name: stage_params}}, h,
@@ -205,7 +212,7 @@ def train_decoder(model: phone_cnn.PhoneCNN, encoder_params, layer: int, *,
     del key
     views, switches = decoder_model.encoder_views(model, encoder_params,
                                                   batch["x"], layer)
-    pred = decoder.apply({"params": params}, views[layer], switches)
+    pred = decoder.apply({"params": params}, views[top], switches)
     return half_squared_error(batch["x"], pred), {}
 
   stacked = dict(trained)
@@ -237,6 +244,7 @@ def decoder_loss(decoder: decoder_io.TrainedDecoder, model, encoder_params,
   x = jnp.asarray(x, jnp.float32)
   views, switches = decoder_model.encoder_views(model, encoder_params, x,
                                                 decoder.layer)
-  pred = decoder.module.apply({"params": decoder.params}, views[decoder.layer],
+  top = decoder.module.stages[0].source_layer
+  pred = decoder.module.apply({"params": decoder.params}, views[top],
                               switches)
   return float(half_squared_error(x, pred))

@@ -5,6 +5,8 @@ decode anyway: with 'switch' unpooling the outer stages, unpooled at the
 switches of the original input, still draw that input; with 'blind'
 unpooling the output is the same for every input.
 """
+import functools
+
 import jax
 import jax.numpy as jnp
 
@@ -12,7 +14,6 @@ from recon_jax import metrics
 from recon_jax.inversion import decoder_io
 from recon_jax.inversion import decoder_model
 from recon_jax.inversion import objective
-from recon_jax.models import phone_cnn
 
 
 def mangle(decoder: decoder_io.TrainedDecoder, stage_name: str | None = None):
@@ -34,7 +35,7 @@ def mangle(decoder: decoder_io.TrainedDecoder, stage_name: str | None = None):
 
 
 def mangled_decoder_check(decoder: decoder_io.TrainedDecoder,
-                          model: phone_cnn.PhoneCNN, encoder_params, x,
+                          model, encoder_params, x,
                           stage_name: str | None = None) -> dict:
   """Does the decoder reconstruct X without its first decoding conv layer?
 
@@ -62,15 +63,17 @@ def mangled_decoder_check(decoder: decoder_io.TrainedDecoder,
     ValueError: x not (N >= 2, F, T) of the decoder's input shape or holding
       NaN/Inf, a decoder for another encoder, or no such conv stage.
   """
-  if jnp.ndim(x) != 3 or jnp.shape(x)[0] < 2:
-    raise ValueError(f"need originals (N >= 2, F, T), got {jnp.shape(x)}")
+  rank = objective.example_rank(model)
+  if jnp.ndim(x) != rank + 1 or jnp.shape(x)[0] < 2:
+    raise ValueError(f"need originals (N >= 2, "
+                     f"{'F, T' if rank == 2 else 'T'}), got {jnp.shape(x)}")
   objective.check_input_batch(x, jnp.shape(x)[0], decoder.input_shape,
                               "originals")
   x = jnp.asarray(x, jnp.float32)
   decoder_io.check_decoder_matches(decoder, model, encoder_params)
   views, switches = decoder_model.encoder_views(model, encoder_params, x,
                                                 decoder.layer)
-  y = views[decoder.layer]
+  y = views[decoder.module.stages[0].source_layer]
   mangled_params, name = mangle(decoder, stage_name)
   apply = jax.jit(lambda p: decoder.module.apply({"params": p}, y, switches))
   intact = apply(decoder.params)
@@ -78,10 +81,11 @@ def mangled_decoder_check(decoder: decoder_io.TrainedDecoder,
   shuffled = jnp.roll(x, 1, axis=0)
   spread = float(jnp.mean(jnp.std(mangled, axis=0))
                  / jnp.maximum(jnp.mean(jnp.std(x, axis=0)), 1e-12))
-  own = float(jnp.mean(metrics.spectrogram_mxcorr(x, mangled)))
-  other = float(jnp.mean(metrics.spectrogram_mxcorr(shuffled, mangled)))
+  mxcorr = (metrics.spectrogram_mxcorr if rank == 2 else
+            functools.partial(metrics.max_xcorr, batch_ndim=1))
+  own = float(jnp.mean(mxcorr(x, mangled)))
+  other = float(jnp.mean(mxcorr(shuffled, mangled)))
   return {"stage": name,
-          "intact_mxcorr2": float(jnp.mean(metrics.spectrogram_mxcorr(
-              x, intact))),
+          "intact_mxcorr2": float(jnp.mean(mxcorr(x, intact))),
           "mangled_mxcorr2": own, "mangled_mxcorr2_shuffled": other,
           "leak": own - other, "mangled_spread": spread}

@@ -62,9 +62,8 @@ def reconstruct(method: str, model, params, layer: int,
   Args:
     method: 'annealing', 'backprop', 'decoder' or 'decoder_backprop'.
     model, params: the encoder whose activations `targets` are: any network
-      of the inversion protocol for 'annealing' and 'backprop' (a PhoneCNN,
-      a CNN12 on waveforms, a DeclaredNet), a PhoneCNN for the decoder
-      methods.
+      of the inversion protocol (a PhoneCNN, a CNN12 on waveforms, a
+      DeclaredNet).
     layer: thesis layer number n.
     targets: Y*_n (N, *activation of layer n).
     key: PRNG key of the method's randomness (starts, noise).
