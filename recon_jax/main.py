@@ -38,10 +38,28 @@ def usage() -> str:
           "that run them:\n" + "\n".join(rows) + "\n")
 
 
+def _loaded_config():
+  """--config's ConfigDict; one clear error when the file is missing or
+  fails to load (config_flags defers that error to the first access)."""
+  name = flags.FLAGS["config"].config_filename
+  path = name.split(":")[0]
+  if not os.path.isfile(path):
+    raise FileNotFoundError(f"--config={name}: no such config file "
+                            f"({os.path.abspath(path)})")
+  config = _CONFIG.value
+  try:
+    registry.FIELD in config  # pylint: disable=pointless-statement
+  except OSError as e:
+    text = " ".join(str(e).split())
+    raise ValueError(f"--config={name} failed to load: "
+                     f"{text.split('Attempted')[-1]}") from None
+  return config
+
+
 def main(argv):
   if len(argv) > 1:
     raise ValueError(f"unexpected arguments: {' '.join(argv[1:])}")
-  config = _CONFIG.value
+  config = _loaded_config()
   experiment = registry.experiment_of(config)
   result = experiment.driver()(registry.without_experiment(config),
                                _WORKDIR.value)

@@ -7,7 +7,9 @@ low-pass, so content above the new Nyquist frequency is filtered out, not
 folded back) and scaled to unit peak. Every problem is one error naming the
 file: unreadable or corrupt audio, NaN/inf samples, an all-zero clip, a clip
 shorter than `min_samples` (CNN12 sees nothing of a clip shorter than its
-receptive field, `CNN12_RECEPTIVE_FIELD` samples).
+receptive field, `CNN12_RECEPTIVE_FIELD` samples). `read_checked_clip`
+reads a user's clip the same way but refuses one at another rate unless
+asked to resample it.
 
 Peak normalisation (SPEC B2): "always" (the paper's text: every clip to unit
 peak, the default) or "louder_than_one" (the authors' code,
@@ -19,10 +21,12 @@ that the bytes depend only on the samples. `generate_atomically` makes a
 generated data set appear only when complete (used by keywords.py and
 events.py).
 """
+import io
 import math
 import numbers
 import os
 import shutil
+from typing import NamedTuple
 
 from absl import logging
 import numpy as np
@@ -169,6 +173,66 @@ def load_clip(path, sample_rate=SAMPLE_RATE, peak="always", min_samples=0):
   return peak_normalise(x, peak, where=path)
 
 
+class CheckedClip(NamedTuple):
+  """A clip read by `read_checked_clip`: samples (float32 (T,), mono, at the
+  rate asked for, unit peak), and what the file held: its rate, length and
+  channel count."""
+  samples: np.ndarray
+  file_rate: int
+  file_samples: int
+  channels: int
+
+
+def read_checked_clip(path, sample_rate=SAMPLE_RATE, *, resample_clip=False,
+                      min_samples=CNN12_RECEPTIVE_FIELD, peak="always",
+                      resample_flag="resample=True"):
+  """A user's clip for CNN12, refused rather than silently changed.
+
+  Like `load_clip`, but a file at another rate than `sample_rate` is an
+  AudioError naming both rates and `resample_flag` (what to set to accept
+  it) unless `resample_clip` is true; then it is resampled with
+  scipy.signal.resample_poly (`resample`).
+
+  Args:
+    path: an audio file soundfile can read (WAV, FLAC, ...).
+    sample_rate: the rate CNN12 takes (8 kHz).
+    resample_clip: resample a clip at another rate instead of refusing it.
+    min_samples: refuse clips shorter than this (at `sample_rate`);
+      CNN12's receptive field by default.
+    peak: "always" or "louder_than_one" (see the module doc).
+    resample_flag: how the caller's user asks for resampling, for the
+      message (e.g. "--config.resample=True").
+
+  Returns:
+    A CheckedClip.
+
+  Raises:
+    FileNotFoundError, or AudioError naming the file: unreadable or
+    corrupt, NaN/inf samples, silent, at another rate, too short.
+  """
+  sample_rate = check_rate(sample_rate)
+  min_samples = check_min_samples(min_samples)
+  check_peak_mode(peak)
+  if not os.path.isfile(path):
+    raise FileNotFoundError(f"{path}: audio file not found" + (
+        " (it is a directory)" if os.path.isdir(path) else ""))
+  try:
+    channels = soundfile.info(path).channels
+  except (RuntimeError, soundfile.SoundFileError, TypeError, ValueError,
+          OSError) as e:
+    raise AudioError(f"{path}: unreadable or corrupt audio ({e})") from None
+  x, rate = read_audio(path)
+  check_samples(x, path)
+  if rate != sample_rate and not resample_clip:
+    raise AudioError(f"{path}: sampled at {rate} Hz, but CNN12 takes "
+                     f"{sample_rate} Hz; set {resample_flag} to resample it "
+                     "(scipy.signal.resample_poly), or pass a file at "
+                     f"{sample_rate} Hz")
+  y = resample(x, rate, sample_rate)
+  check_samples(y, path, min_samples)
+  return CheckedClip(peak_normalise(y, peak, where=path), int(rate),
+                     int(x.shape[0]), int(channels))
+
 def to_int16(x, where="audio"):
   """float [-1, 1] (T,) -> int16 (T,) as round(x * 32767).
 
@@ -185,8 +249,14 @@ def to_int16(x, where="audio"):
 def write_wav(path, x, sample_rate=SAMPLE_RATE):
   """Writes float (T,) in [-1, 1] as a mono 16-bit PCM WAV file."""
   samples = to_int16(x, where=path)
-  soundfile.write(path, samples, check_rate(sample_rate), subtype="PCM_16",
+  # Encoded in memory, then written by Python: a full disk or read-only dir
+  # is an OSError naming it (libsndfile reports only "System error"). The
+  # generators write into <root>.partial, so no per-file rename is needed.
+  buf = io.BytesIO()
+  soundfile.write(buf, samples, check_rate(sample_rate), subtype="PCM_16",
                   format="WAV")
+  with open(path, "wb") as f:
+    f.write(buf.getvalue())
   return path
 
 

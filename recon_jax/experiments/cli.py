@@ -11,6 +11,7 @@ keeps its traceback.
 """
 import errno
 import os
+import re
 import sys
 
 from absl import app
@@ -74,10 +75,20 @@ def parse_flags(argv):
   in get_config, a misspelt --config.<field>) as one error line, exit 1."""
   try:
     return flags.FLAGS(argv)
-  except (flags.Error,) + USER_ERRORS + (OSError,) as e:
-    text = _one_line(e)
-    # config_flags wraps a config file's own error in its message.
-    print(f"error: bad command line: {text}", file=sys.stderr)
+  except (flags.Error, KeyError, AttributeError) + USER_ERRORS + (
+      OSError,) as e:
+    # A misspelt --config.<field> is a KeyError from config_flags.
+    text = (f"no field {e.args[0]}" if isinstance(e, KeyError) and e.args
+            else str(e))
+    if "Traceback (most recent call last)" in text:
+      # config_flags puts the config file's whole traceback in its message:
+      # keep the flag and the file's own error (the last line).
+      m = re.match(r"flag --\S+?(?=:\s)", text)
+      head = m.group(0) if m else ""
+      last = [l for l in text.splitlines() if l.strip()][-1].strip()
+      text = f"{head}: {last}" if head else last
+    print(f"error: bad command line: {' '.join(text.split())}",
+          file=sys.stderr)
     sys.exit(1)
 
 

@@ -1,8 +1,11 @@
 """Writing audio for people to listen to."""
+import io
 import os
 
 import numpy as np
 import soundfile as sf
+
+from recon_jax import provenance
 
 
 def write_wav(path: str, waveform: np.ndarray, sample_rate: int,
@@ -24,5 +27,6 @@ def write_wav(path: str, waveform: np.ndarray, sample_rate: int,
   if top > 0:
     x = x * (peak / top)
   os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-  sf.write(path, x, int(sample_rate), subtype="PCM_16")
-  return path
+  buf = io.BytesIO()  # Python writes the file: a full disk is an OSError.
+  sf.write(buf, x, int(sample_rate), format="WAV", subtype="PCM_16")
+  return provenance.write_bytes_atomic(path, buf.getvalue())
