@@ -80,6 +80,10 @@ EXPERIMENTS = {e.name: e for e in (
               "Fig. 4: probes and fine-tuning on encoders cut at a block"),
     _analysis("sonification_page",
               "the offline page: WAVs and spectrograms to look and listen"),
+    Experiment("sonify_clip", "sonify_clip", "run",
+               "sonify feature maps of your own clip with a CNN12 checkpoint "
+               "(a run folder or a PyTorch .pt state dict)",
+               ("sonify_clip.py",)),
 )}
 
 
