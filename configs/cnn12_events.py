@@ -1,7 +1,7 @@
 """CNN12 trained supervised on sound events (AudioSet/FSD50K style,
 multi-label; sigmoid binary cross-entropy; mAP, mAUC, d'; paper A.3.1-2).
 
-  python experiments/train_cnn12.py --config=configs/cnn12_events.py \
+  python -m recon_jax --config=configs/cnn12_events.py \
       --workdir=runs/cnn12_events
 
 Variants (comma-separated, e.g. `:paper,x2`):

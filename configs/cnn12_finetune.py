@@ -1,7 +1,7 @@
 """Full fine-tuning of a saved CNN12 encoder: encoder and a new classifier
 both train (paper A.3, Tables A.2, A.4, A.6 "full"; Fig. 4).
 
-  python experiments/train_cnn12.py --config=configs/cnn12_finetune.py \
+  python -m recon_jax --config=configs/cnn12_finetune.py \
       --workdir=runs/cnn12_finetune --config.encoder.workdir=runs/cnn12_simclr
 
 Fields and variants as configs/cnn12_probe.py (default: the generated

@@ -1,7 +1,7 @@
 """CNN12 trained supervised on keywords (Speech Commands style, 35 words;
 softmax cross-entropy; paper Table A.6).
 
-  python experiments/train_cnn12.py --config=configs/cnn12_keywords.py \
+  python -m recon_jax --config=configs/cnn12_keywords.py \
       --workdir=runs/cnn12_keywords
 
 Variants (comma-separated, e.g. `:paper,x2`):

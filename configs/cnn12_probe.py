@@ -1,7 +1,7 @@
 """Linear probe ("fc-only") of a saved CNN12 encoder: only a new classifier
 trains on the frozen encoder (paper A.3.3, Table A.6; Fig. 4).
 
-  python experiments/train_cnn12.py --config=configs/cnn12_probe.py \
+  python -m recon_jax --config=configs/cnn12_probe.py \
       --workdir=runs/cnn12_probe --config.encoder.workdir=runs/cnn12_simclr
 
 The encoder comes from a supervised or contrastive run's checkpoint

@@ -1,7 +1,7 @@
 """CNN12 trained contrastively (SimCLR, NT-Xent with tau = 0.1 over the
 GLOBAL batch; paper Sec. 2 and A.2).
 
-  python experiments/train_cnn12.py --config=configs/cnn12_simclr.py \
+  python -m recon_jax --config=configs/cnn12_simclr.py \
       --workdir=runs/cnn12_simclr
 
 Then evaluate the encoder with configs/cnn12_probe.py (fc-only) and

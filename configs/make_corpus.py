@@ -1,7 +1,7 @@
-"""Config for experiments/make_corpus.py: an offline TIMIT-layout corpus.
+"""Config of the `corpus` experiment: an offline TIMIT-layout corpus.
 
-  python experiments/make_corpus.py --config=configs/make_corpus.py --workdir=DIR
-  python experiments/make_corpus.py --config=configs/make_corpus.py:tiny ...
+  python -m recon_jax --config=configs/make_corpus.py --workdir=DIR
+  python -m recon_jax --config=configs/make_corpus.py:tiny ...
 
 Fields are those of `recon_jax.data.corpus.get_config` (seed, speakers per
 dialect region and split, sentences per speaker, rate/pitch ranges, ...).

@@ -1,8 +1,8 @@
-"""Config for experiments/make_events.py: an FSD50K-layout event data set.
+"""Config of the `events` experiment: an FSD50K-layout event data set.
 
-  python experiments/make_events.py --config=configs/make_events.py \
+  python -m recon_jax --config=configs/make_events.py \
       --workdir=DIR
-  python experiments/make_events.py --config=configs/make_events.py:tiny ...
+  python -m recon_jax --config=configs/make_events.py:tiny ...
 
 Fields are those of `recon_jax.data.events.get_config` (seed, classes, clip
 counts per split, clip length, events per clip, event lengths and levels,

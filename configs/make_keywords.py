@@ -1,8 +1,8 @@
-"""Config for experiments/make_keywords.py: a Speech Commands-layout set.
+"""Config of the `keywords` experiment: a Speech Commands-layout set.
 
-  python experiments/make_keywords.py --config=configs/make_keywords.py \
+  python -m recon_jax --config=configs/make_keywords.py \
       --workdir=DIR
-  python experiments/make_keywords.py --config=configs/make_keywords.py:tiny ...
+  python -m recon_jax --config=configs/make_keywords.py:tiny ...
 
 Fields are those of `recon_jax.data.keywords.get_config` (seed, words,
 speakers per split, utterances per word and speaker, rate/pitch ranges,

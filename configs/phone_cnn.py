@@ -1,6 +1,6 @@
 """Phone CNN on the TIMIT-layout corpus (SPEC A2): the full run.
 
-  python experiments/train_phone_cnn.py --config=configs/phone_cnn.py \
+  python -m recon_jax --config=configs/phone_cnn.py \
       --workdir=runs/phone_cnn
   --config=configs/phone_cnn.py:padded trains the padded (decoder) encoder.
   --config.corpus.timit_dir=/path/to/TIMIT reads a real TIMIT copy.

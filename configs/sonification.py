@@ -3,7 +3,7 @@ top-k clips per feature map, the residual test (Fig. 6), mean top-5
 coherence (Fig. 7), feature evolution (Fig. 5), layer importance (Fig. 4),
 and the offline page to look and listen.
 
-  python experiments/sonification.py --config=configs/sonification.py \
+  python -m recon_jax --config=configs/sonification.py \
       --workdir=runs/sonification \
       --config.supervised=runs/cnn12_events \
       --config.contrastive=runs/cnn12_simclr \
@@ -11,13 +11,14 @@ and the offline page to look and listen.
       --config.finetune=runs/cnn12_finetune_events \
       --config.data.dir=runs/data/events
 
-The four run folders are what experiments/train_cnn12.py wrote with
+The four run folders are what the cnn12 experiment wrote with
 configs/cnn12_events.py, cnn12_simclr.py, cnn12_probe.py:events and
 cnn12_finetune.py:events (every seed found in them is used); data is the
-set they were trained on (checked against their records). Each analysis
-has its own entry point with this config (experiments/topk.py,
-residual_test.py, coherence.py, feature_evolution.py, layer_importance.py,
-sonification_page.py); experiments/sonification.py runs them all.
+set they were trained on (checked against their records). Without an
+analysis in the variant every analysis runs and then the page; name one to
+run only it (configs/sonification.py:coherence, :tiny,topk; analyses:
+topk, residual_test, coherence, feature_evolution, layer_importance,
+sonification_page).
 
 Variants:
   default  the generated event set's test split, every layer, the page with
@@ -49,7 +50,7 @@ def get_config(variant: str = "default"):
   # All analyses and the page, or the one named in the variant.
   c.experiment = analyses[0] if analyses else "sonification"
   c.seed = 0
-  # Run folders of experiments/train_cnn12.py (seed_<s> inside).
+  # Run folders of the cnn12 experiment (configs/cnn12_*.py) (seed_<s> inside).
   c.supervised = ""
   c.contrastive = ""
   c.probe = ""

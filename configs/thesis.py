@@ -1,7 +1,7 @@
 """The whole thesis experiment (SPEC A): corpus -> phone CNNs -> decoders ->
 reconstructions by four methods from layers 1, 3, 6, 9, 12 -> report.
 
-  python experiments/thesis.py --config=configs/thesis.py --workdir=runs/thesis
+  python -m recon_jax --config=configs/thesis.py --workdir=runs/thesis
 
 Every stage resumes after a kill. Point it at a real TIMIT copy with
 --config.corpus.timit_dir=/path/to/TIMIT (the folder holding TRAIN and TEST).

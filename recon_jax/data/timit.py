@@ -40,14 +40,14 @@ def check_complete(corpus_dir):
     raise CorpusError(
         f"{corpus_dir}: a half-written generated corpus (a '{PARTIAL_SUFFIX}' "
         "directory: its generation was killed, or is still running); rerun "
-        "experiments/make_corpus.py (or the experiment) to finish it, and read "
+        "the `corpus` experiment (python -m recon_jax --config=configs/make_corpus.py) to finish it, and read "
         f"the directory without '{PARTIAL_SUFFIX}'")
   if os.path.exists(os.path.join(corpus_dir, IN_PROGRESS)):
     raise CorpusError(
         f"{corpus_dir}: an incomplete generated corpus ({IN_PROGRESS} is "
         "still there: its generation was killed, or is still running); "
         "delete it and generate it again (prepare.generate_corpus or "
-        "experiments/make_corpus.py restart cleanly)")
+        "the `corpus` experiment restart cleanly)")
 
 
 def _child(path, name):

@@ -1,7 +1,8 @@
 """The sonification paper's analyses on trained CNN12s (SPEC B3, B4).
 
 Each analysis is a function (config, workdir) -> results dict, run by its
-own entry point (experiments/<name>.py) or all at once by `run_all`:
+own experiment (configs/sonification.py:<name>) or all at once by `run_all`
+(configs/sonification.py):
   topk                top-k (k=3) most activating clips per map and layer
   residual_test       Fig. 6: the metric on r = x - s (s: the sonification of
                       each clip's most active map) vs on x, per layer
@@ -12,7 +13,7 @@ own entry point (experiments/<name>.py) or all at once by `run_all`:
   layer_importance    Fig. 4: classifiers on the encoder cut after block l,
                       fc-only and full fine-tuning
   sonification_page   WAVs, spectrogram pictures and the offline page
-The models come from experiments/train_cnn12.py runs (config.supervised,
+The models come from the cnn12 experiment (configs/cnn12_*.py) runs (config.supervised,
 .contrastive, .probe, .finetune: run folders holding seed_<s>). Every
 analysis folder records what made it (data fingerprint, the config's
 fields, the parameters' fingerprints) and its results; a rerun with the
@@ -117,7 +118,7 @@ def seed_runs(folder: str, field: str) -> list[tuple[int, str]]:
   """[(seed, run folder)] of a train_cnn12 work dir, by seed; clear errors."""
   if not folder:
     raise ValueError(f"config.{field} is empty: give the work dir of a "
-                     f"experiments/train_cnn12.py run")
+                     f"the cnn12 experiment (configs/cnn12_*.py) run")
   folder = provenance.check_workdir(folder, f"config.{field}")
   if not os.path.isdir(folder):
     raise FileNotFoundError(f"config.{field}={folder}: no such folder")
@@ -128,7 +129,7 @@ def seed_runs(folder: str, field: str) -> list[tuple[int, str]]:
       runs.append((int(m.group(1)), path))
   if not runs:
     raise FileNotFoundError(f"config.{field}={folder}: no seed_<s> run in it; "
-                            "train it with experiments/train_cnn12.py")
+                            "train it with the cnn12 experiment (configs/cnn12_*.py)")
   return sorted(runs)
 
 

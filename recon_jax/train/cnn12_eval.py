@@ -47,7 +47,7 @@ class Encoder(NamedTuple):
 def encoder_config() -> ml_collections.ConfigDict:
   """The `encoder` block of a probe / fine-tune config.
 
-  workdir: a supervised or contrastive run of experiments/train_cnn12.py
+  workdir: a supervised or contrastive run of the cnn12 experiment (configs/cnn12_*.py)
     (its --workdir, holding seed_<s>/ folders, or one seed's folder).
   seed: which seed's encoder, when workdir holds several.
   step: the checkpoint step (-1: the newest; any step of the kept series).
@@ -69,7 +69,7 @@ def encoder_dir(c) -> str:
   if not c.workdir:
     raise ValueError("encoder.workdir is empty: pass --config.encoder.workdir="
                      "DIR, the --workdir of a cnn12_keywords/events/simclr "
-                     "run of experiments/train_cnn12.py")
+                     "run of the cnn12 experiment (configs/cnn12_*.py)")
   root = os.path.abspath(c.workdir)
   if not os.path.isdir(root):
     raise FileNotFoundError(f"encoder.workdir={c.workdir!r}: no such "
