@@ -168,9 +168,10 @@ def eval_inputs(store: ClipStore, indices, length: int) -> np.ndarray:
 # --- Where the data comes from (config.data) ---------------------------------
 
 GENERATED = ("generated_keywords", "generated_events")
-FOLDERS = ("speech_commands", "fsd50k")
+FOLDERS = ("speech_commands", "fsd50k", "labelled_folder")
 SOURCES = GENERATED + FOLDERS + ("tfds_speech_commands",)
-MULTILABEL_SOURCES = ("generated_events", "fsd50k")
+MULTILABEL_SOURCES = ("generated_events", "fsd50k", "labelled_folder")
+SPLITS = ("train", "validation", "test")
 GENERATOR_SIZES = ("default", "tiny")
 
 
@@ -180,10 +181,14 @@ def data_config(source: str = "generated_keywords",
 
   source: 'generated_keywords' / 'generated_events' (made with the offline
     generators under `dir` if absent), 'speech_commands' (a Speech Commands
-    folder, all 35 words), 'fsd50k' (an FSD50K-layout folder), or
-    'tfds_speech_commands' (TFDS's 12-label version, prepared in `dir`).
+    folder, all 35 words), 'fsd50k' (an FSD50K-layout folder),
+    'labelled_folder' (your own clips: `dir` holds them, `csv` labels them
+    with columns fname,labels,split as audio_folder.load_labelled_folder
+    reads; multi-label, every split present), or 'tfds_speech_commands'
+    (TFDS's 12-label version, prepared in `dir`).
   dir: the folder; for generated data '' means <workdir>/data/<source>_<size>
     (set it to share one generated set between runs).
+  csv: the label CSV of a 'labelled_folder' (unused otherwise).
   size: the generator's size ('default' or 'tiny'), generated data only.
   seed: the generator's seed, generated data only.
   peak: 'always' (unit peak, the paper's text) or 'louder_than_one' (the
@@ -196,6 +201,7 @@ def data_config(source: str = "generated_keywords",
   c = ml_collections.ConfigDict()
   c.source = source
   c.dir = ""
+  c.csv = ""
   c.size = size
   c.seed = 0
   c.peak = "always"
@@ -223,6 +229,12 @@ def check_data_config(c, field: str = "data") -> None:
   elif not os.path.isdir(c.dir):
     raise FileNotFoundError(f"{field}.dir={c.dir!r}: no such directory "
                             f"(the {c.source} data)")
+  if c.source == "labelled_folder" and not c.csv:
+    raise ValueError(f"{field}.csv is empty: a labelled_folder needs its "
+                     f"label CSV (fname,labels,split); pass "
+                     f"--config.{field}.csv=/path/to/labels.csv")
+  if c.source == "labelled_folder" and not os.path.isfile(c.csv):
+    raise FileNotFoundError(f"{field}.csv={c.csv!r}: no such file")
   audio_io.check_peak_mode(c.peak)
   if not (isinstance(c.max_window_seconds, (int, float)) and
           c.max_window_seconds > 0):
@@ -261,6 +273,13 @@ def load_data(c, workdir: str):
     return audio_folder.load_speech_commands(root, peak=c.peak)
   if c.source in ("generated_events", "fsd50k"):
     return audio_folder.load_fsd50k(root, peak=c.peak)
+  if c.source == "labelled_folder":
+    data = audio_folder.load_labelled_folder(root, c.csv, peak=c.peak)
+    missing = [s for s in SPLITS if s not in data.splits]
+    if missing:
+      raise ValueError(f"{c.csv}: no {missing[0]!r} clips; give every row a "
+                       f"split (train, validation or test)")
+    return data
   from recon_jax.data import tfds_source  # pylint: disable=g-import-not-at-top
   return tfds_source.load_tfds_speech_commands(root, peak=c.peak)
 
