@@ -1,8 +1,8 @@
 """The protocol a network implements to be inverted: plain data + functions.
 
 Everything in `recon_jax.inversion` (the deconvnet's sonification,
-backpropagation to the input, simulated annealing) reads a network through
-this module only: an `InvertibleNet`, a hashable description of a 1-D
+backpropagation to the input, simulated annealing, the stacked decoders)
+reads a network through this module only: an `InvertibleNet`, a hashable description of a 1-D
 convolutional network as a sequence of operations, and the functions below
 that run it from a parameter tree. A model "implements the protocol" by
 having a method `invertible() -> InvertibleNet` (PhoneCNN and CNN12 do), or
