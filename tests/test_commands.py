@@ -29,7 +29,12 @@ def _commands(text: str) -> list[list[str]]:
     m = re.search(r"(?:recon-jax|python -m recon_jax)\s+(.*)", line)
     if not m or "--config=" not in m.group(1):
       continue
-    args = re.sub(r"\$\{?recipe\}?", "probe", m.group(1))  # The loop's.
+    args = m.group(1)
+    if line[:m.start()].count("`") % 2:  # Inline code in prose: up to `.
+      args = args.split("`")[0]
+      if "--workdir=" not in args:
+        continue
+    args = re.sub(r"\$\{?recipe\}?", "probe", args)  # The loop's.
     args = re.sub(r"\$\{?(\w+)\}?(/?)", r"/data/\1\2", args)
     args = args.split(" && ")[0].split(" | ")[0]
     out.append(shlex.split(args, comments=True))
