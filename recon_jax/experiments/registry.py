@@ -84,6 +84,10 @@ EXPERIMENTS = {e.name: e for e in (
                "sonify feature maps of your own clip with a CNN12 checkpoint "
                "(a run folder or a PyTorch .pt state dict)",
                ("sonify_clip.py",)),
+    Experiment("comparison", "comparison", "run",
+               "every inversion method (sonify, backprop, annealing, "
+               "decoders) x both networks x layers, by mxcorr and coherence",
+               ("comparison.py", "comparison.py:tiny")),
 )}
 
 
