@@ -14,6 +14,9 @@ Stages (config.stages; each resumes after a kill and is skipped once done):
   finetune      fine-tuning of the SimCLR encoder (cnn12_finetune.py:events;
                 only in the paper variant)
   sonification  every sonification analysis and the offline page
+  comparison    every inversion method (sonify, backprop, annealing,
+                decoder, decoder + backprop) on the phone CNN and CNN12,
+                layer by layer, by mxcorr and coherence
   summary.md in the work dir then shows every figure and number.
 The mission wires the stages together (data folders, run folders: the CNN12
 stages read the generated sets with the same readers that read real Speech
@@ -37,6 +40,7 @@ from configs import cnn12_events
 from configs import cnn12_finetune
 from configs import cnn12_probe
 from configs import cnn12_simclr
+from configs import comparison
 from configs import make_events
 from configs import make_keywords
 from configs import sonification
@@ -45,7 +49,7 @@ from configs import thesis_quick
 from configs import thesis_tiny
 
 STAGES = ("thesis", "keywords", "events", "supervised", "contrastive",
-          "probe", "finetune", "sonification")
+          "probe", "finetune", "sonification", "comparison")
 
 
 def _part(config):
@@ -74,6 +78,8 @@ def get_config(variant: str = "default"):
   c.probe = _part(cnn12_probe.get_config(cnn12_variant + ",events"))
   c.finetune = _part(cnn12_finetune.get_config(cnn12_variant + ",events"))
   c.sonification = _part(sonification.get_config(
+      "tiny" if variant == "tiny" else "default"))
+  c.comparison = _part(comparison.get_config(
       "tiny" if variant == "tiny" else "default"))
 
   if variant == "default":

@@ -57,14 +57,14 @@ def test_resumed_mission_skips_finished_stages(mission):
   assert "stage thesis: finished earlier, skipped" in second.stderr
   assert "stage thesis: running" not in second.stderr
   for stage in ("keywords", "events", "supervised", "contrastive", "probe",
-                "sonification"):
+                "sonification", "comparison"):
     assert f"stage {stage}: running" in second.stderr
     assert (workdir / "stages" / f"{stage}.json").exists()
   # Nothing of the finished stage was rewritten.
   assert thesis_files and all(os.path.getmtime(p) == t
                               for p, t in thesis_files.items())
   # Progress: the mission's bar and the stages' own bars (with ETA).
-  assert re.search(r"mission: \d/7 stages", second.stderr)
+  assert re.search(r"mission: \d/8 stages", second.stderr)
   assert re.search(r"cnn12_events/seed_0: .*<", second.stderr)
   assert "summary: " in second.stdout
 
@@ -79,7 +79,7 @@ def test_summary_shows_every_figure_and_number(mission):
     # Each picture has its line saying what it shows.
     assert re.search(rf"\*{re.escape(rel)}\*: \S", text), rel
   for heading in ("## The thesis", "## Data made", "## CNN12 on the sound",
-                  "## Sonification"):
+                  "## Sonification", "## Every method on both networks"):
     assert heading in text
   assert "| Backprop | L1 | phones |" in text
   assert re.search(r"\| supervised \| .* test/mAP \d\.\d+ \(chance", text)
@@ -96,7 +96,7 @@ def test_rerun_of_a_finished_mission_does_nothing_again(mission):
   workdir = mission[0]
   proc = _run([f"--workdir={workdir}"])
   assert proc.returncode == 0, proc.stderr[-3000:]
-  assert proc.stderr.count("finished earlier, skipped") == 7
+  assert proc.stderr.count("finished earlier, skipped") == 8
 
 
 def test_another_config_for_a_finished_stage_is_refused(mission):
@@ -123,6 +123,8 @@ def test_stage_records_describe_what_made_them(mission):
     (["--config.stages=('probe',)"], r"stage 'probe' needs stage 'events'"),
     (["--config.contrastive.train.batch_size=-1"], r"config.contrastive: "),
     (["--config.sonification.layers=(1,12)"], r"config.sonification: "),
+    (["--config.comparison.methods=('telepathy',)"],
+     r"config.comparison: .*unknown method 'telepathy'"),
 ])
 def test_bad_mission_config_is_refused_before_any_work(tmp_path, flags,
                                                        pattern):

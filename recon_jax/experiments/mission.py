@@ -13,6 +13,8 @@ in STAGES' order), each in its own folder with its own driver:
   probe         <workdir>/cnn12_probe_events training.cnn12
   finetune      <workdir>/cnn12_finetune_events
   sonification  <workdir>/sonification       sonification.run_analyses
+  comparison    <workdir>/comparison         comparison.run (every inversion
+                method on the phone CNN and the supervised CNN12)
 
 then <workdir>/summary.md (recon_jax.report.mission_summary). The mission
 sets the paths that connect them: the CNN12 stages read the generated event
@@ -37,6 +39,7 @@ import tqdm
 from recon_jax import provenance
 from recon_jax.data import events as events_lib
 from recon_jax.data import keywords as keywords_lib
+from recon_jax.experiments import comparison
 from recon_jax.experiments import datasets
 from recon_jax.experiments import sonification
 from recon_jax.experiments import thesis
@@ -47,21 +50,23 @@ from recon_jax.train import cnn12_data
 from recon_jax.train import cnn12_supervised
 
 STAGES = ("thesis", "keywords", "events", "supervised", "contrastive",
-          "probe", "finetune", "sonification")
+          "probe", "finetune", "sonification", "comparison")
 FOLDERS = {"thesis": "thesis", "keywords": "data/keywords",
            "events": "data/events", "supervised": "cnn12_events",
            "contrastive": "cnn12_simclr", "probe": "cnn12_probe_events",
            "finetune": "cnn12_finetune_events",
-           "sonification": "sonification"}
+           "sonification": "sonification", "comparison": "comparison"}
 NEEDS = {"supervised": ("events",), "contrastive": ("events", "keywords"),
          "probe": ("events", "contrastive"),
          "finetune": ("events", "contrastive"),
-         "sonification": ("events", "supervised", "contrastive", "probe")}
+         "sonification": ("events", "supervised", "contrastive", "probe"),
+         "comparison": ("thesis", "events", "supervised")}
 DRIVERS = {"thesis": thesis.run, "keywords": datasets.keywords,
            "events": datasets.events, "supervised": training.cnn12,
            "contrastive": training.cnn12, "probe": training.cnn12,
            "finetune": training.cnn12,
-           "sonification": sonification.run_analyses}
+           "sonification": sonification.run_analyses,
+           "comparison": comparison.run}
 RECORDS = "stages"
 SUMMARY_MD = "summary.md"
 
@@ -85,6 +90,13 @@ def wired(config, workdir: str) -> dict:
       c.background.dir = folder(workdir, "keywords")
     if stage in ("probe", "finetune"):
       c.encoder.workdir = folder(workdir, "contrastive")
+    if stage == "comparison":
+      # Every method on the mission's phone CNN and supervised CNN12.
+      c.mission = ""
+      c.thesis = folder(workdir, "thesis")
+      c.cnn12 = folder(workdir, "supervised")
+      c.data = cnn12_data.data_config("fsd50k")
+      c.data.dir = events_dir
     if stage == "sonification":
       c.data = cnn12_data.data_config("fsd50k")
       c.data.dir = events_dir
@@ -128,6 +140,7 @@ def check_config(config, workdir: str) -> dict:
       "probe": cnn12_supervised.check_config,
       "finetune": cnn12_supervised.check_config,
       "sonification": sonification.check_config,
+      "comparison": _check_comparison,
   }
   for stage in stages:
     try:
@@ -135,6 +148,16 @@ def check_config(config, workdir: str) -> dict:
     except ValueError as e:
       raise ValueError(f"config.{stage}: {e}") from None
   return configs
+
+
+def _check_comparison(config):
+  """comparison.check_config without the folders (made by earlier stages)."""
+  c = copy.deepcopy(config)
+  c.unlock()
+  c.thesis = c.cnn12 = c.data.dir = c.mission = ""
+  c.data.source = "generated_events"  # The mission's events, made later.
+  c.lock()
+  comparison.check_config(c)
 
 
 def _checkable(config):

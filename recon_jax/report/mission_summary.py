@@ -6,6 +6,7 @@ import glob
 import os
 
 from recon_jax import provenance
+from recon_jax.report import comparison
 
 # Figures of each stage: (path under the stage folder, what it shows).
 THESIS_FIGURES = (
@@ -199,6 +200,9 @@ def write_summary(workdir: str, records: dict) -> str:
   lines += _cnn12(workdir, records)
   if "sonification" in records:
     lines += _sonification(workdir, records["sonification"]["folder"])
+  if "comparison" in records:
+    lines += comparison.summary_section(
+        os.path.join(workdir, records["comparison"]["folder"]), workdir)
   path = os.path.join(workdir, "summary.md")
   provenance.write_text_atomic(path, "\n".join(lines).rstrip() + "\n")
   return path
