@@ -26,6 +26,7 @@ from recon_jax import provenance
 from recon_jax.data import prepare
 from recon_jax.experiments import comparison
 from recon_jax.experiments import thesis
+from recon_jax.report import comparison as report
 from recon_jax.train import cnn12_data
 from recon_jax.train import cnn12_eval
 from recon_jax.train import phone_classifier
@@ -229,6 +230,12 @@ def test_every_cell_is_scored(compared):
     assert os.path.getsize(os.path.join(workdir, f"figure_{name}.png")) > 0
     made = provenance.read_json(os.path.join(workdir, name, "made_by.json"))
     assert made["inputs"]["data"] and made["inputs"]["params"]
+  # What a summary page shows, with paths relative to the page's folder.
+  section = "\n".join(report.summary_section(workdir))
+  base = os.path.basename(workdir)
+  assert "| network | method | layer | mxcorr2 |" in section
+  assert f"]({base}/figure_cnn12.png)" in section
+  assert f"`{base}/wavs/`" in section
 
 
 def test_wavs_of_every_cell(compared):
@@ -290,7 +297,6 @@ def test_bad_input_is_one_error_line(trained, tmp_path, extra, pattern):
 
 
 def test_rows_leave_out_and_count_diverged_examples():
-  from recon_jax.report import comparison as report  # pylint: disable=g-import-not-at-top
   cell = {"left_out": np.array([False, True, False]),
           "measure_mxcorr2": np.array([0.5, np.nan, 0.7]),
           "measure_waveform_mxcorr": np.array([0.1, np.nan, 0.3]),
