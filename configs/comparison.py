@@ -4,12 +4,16 @@ layers, by mxcorr and coherence (recon_jax/experiments/comparison.py).
   python -m recon_jax --config=configs/comparison.py --workdir=runs/comparison \
       --config.mission=runs/mission
 
-reads a mission work dir (its thesis/, cnn12_events/ and data/events/), or
-set the three inputs yourself:
+reads a mission work dir (its thesis/, cnn12_events/ and data/events/, and
+adds the comparison to its offline page, sonification/sonification_page/),
+or set the inputs yourself:
   --config.thesis=runs/thesis           a thesis work dir (phone CNNs, the
                                         corpus it recorded)
   --config.cnn12=runs/cnn12_events      a cnn12 run folder (seed_<s>/)
   --config.data.dir=runs/.../events     the clips that CNN12 was trained on
+  --config.page=runs/.../sonification_page  an offline page to add the
+                                        comparison to (its table, figures
+                                        and a player per cell); optional
 Fields:
   networks      which of ('phone_cnn', 'cnn12')
   methods       some of ('sonify', 'backprop', 'annealing', 'decoder',
@@ -64,6 +68,7 @@ def get_config(variant: str = "default"):
   c.reuse_thesis_decoders = True
   c.cnn12 = ""
   c.cnn12_seed = 0
+  c.page = ""
   c.data = cnn12_data.data_config("fsd50k")
   c.split = "test"
   c.clip_seconds = 1.0

@@ -2,7 +2,8 @@
 layers): the phone CNN's sonification as Griffin-Lim audio, the thesis's
 measures and the paper's coherence on both networks, and the tiny config end
 to end through `python -m recon_jax` on tiny trained networks (table cells,
-finite scores, WAVs, resuming, refusals, bad input as one error line)."""
+finite scores, WAVs, the offline page's comparison section, resuming,
+refusals, bad input as one error line)."""
 import json
 import os
 import re
@@ -27,6 +28,8 @@ from recon_jax.data import prepare
 from recon_jax.experiments import comparison
 from recon_jax.experiments import thesis
 from recon_jax.report import comparison as report
+from recon_jax.report import sonification_media as media
+from recon_jax.report import sonification_page as page_lib
 from recon_jax.train import cnn12_data
 from recon_jax.train import cnn12_eval
 from recon_jax.train import phone_classifier
@@ -186,16 +189,29 @@ def _cells(workdir):
           for f in os.listdir(os.path.join(workdir, n, "cells"))}
 
 
+def _one_clip_page(folder):
+  """A written offline page with one clip (what the sonification stage
+  writes, in small)."""
+  x = np.sin(np.linspace(0, 400, 4000)).astype(np.float32)
+  clip = media.write_clip_media(folder, "m", "c0", x, 0.5 * x, 0.5 * x)
+  return page_lib.write_page(folder, {"sample_rate": 8000, "models": {
+      "supervised": {"layers": [{"layer": 1, "maps": [
+          {"map": 1, "activity": 1.0, "silent": False, "clips": [clip]}]}]}}})
+
+
 @pytest.fixture(scope="module")
 def compared(trained, tmp_path_factory):
+  """The tiny comparison, run once, added to a page."""
   workdir = str(tmp_path_factory.mktemp("comparison"))
-  proc = _recon_jax(_args(trained, workdir))
+  page = str(tmp_path_factory.mktemp("page"))
+  _one_clip_page(page)
+  proc = _recon_jax(_args(trained, workdir, f"--config.page={page}"))
   assert proc.returncode == 0, proc.stderr[-3000:]
-  return workdir, proc
+  return workdir, proc, page
 
 
 def test_every_cell_is_scored(compared):
-  workdir, proc = compared
+  workdir, proc, _ = compared
   config = comparison_config.get_config("tiny")
   with open(os.path.join(workdir, "results.json")) as f:
     results = json.load(f)
@@ -239,7 +255,7 @@ def test_every_cell_is_scored(compared):
 
 
 def test_wavs_of_every_cell(compared):
-  workdir, _ = compared
+  workdir, _, _ = compared
   config = comparison_config.get_config("tiny")
   with open(os.path.join(workdir, "results.json")) as f:
     examples = json.load(f)["examples"]
@@ -260,9 +276,9 @@ def test_wavs_of_every_cell(compared):
 
 def test_rerun_reuses_every_cell_and_other_inputs_are_refused(compared,
                                                               trained):
-  workdir, first = compared
+  workdir, first, page = compared
   before = _cells(workdir)
-  proc = _recon_jax(_args(trained, workdir))
+  proc = _recon_jax(_args(trained, workdir, f"--config.page={page}"))
   assert proc.returncode == 0, proc.stderr[-3000:]
   assert _cells(workdir) == before
   table = [l for l in proc.stdout.splitlines() if l.startswith("|")]
@@ -280,7 +296,48 @@ def test_rerun_reuses_every_cell_and_other_inputs_are_refused(compared,
   assert _cells(workdir) == before
 
 
+def test_the_page_gets_the_comparison(compared):
+  """The table, the figures and every cell's WAV on the offline page,
+  copied into its folder; the page's own clips kept."""
+  workdir, proc, page = compared
+  assert f"page: {os.path.join(page, 'index.html')}" in proc.stdout
+  with open(os.path.join(workdir, "results.json")) as f:
+    results = json.load(f)
+  with open(os.path.join(page, "manifest.json")) as f:
+    manifest = json.load(f)
+  assert manifest["models"]["supervised"]["layers"][0]["maps"][0]["clips"]
+  section = manifest["comparison"]
+  assert [r["cells"] for r in section["rows"]] == [
+      cells for cells, _ in report.table_rows(results["rows"],
+                                              results["baselines"])]
+  assert "**" not in section["caption"]
+  config = comparison_config.get_config("tiny")
+  assert [n["name"] for n in section["networks"]] == [
+      report.NETWORK_NAMES[n] for n in config.networks]
+  for name, net in zip(config.networks, section["networks"]):
+    assert net["sample_rate"] == results["examples"][name]["sample_rate"]
+    assert net["layers"] == list(config.layers[name])
+    assert net["methods"] == [report.METHOD_NAMES[m] for m in config.methods]
+    assert os.path.isfile(os.path.join(page, net["figure_png"]))
+    assert len(net["examples"]) == config.num_wav_examples
+    ex = net["examples"][0]
+    assert ex["clip"] == results["examples"][name]["ids"][0]
+    cells = {(c["method"], c["layer"]): c for c in ex["cells"]}
+    assert len(cells) == len(config.methods) * len(config.layers[name])
+    for c in cells.values():
+      assert c["wav"].startswith("comparison/wavs/")  # every tiny cell kept
+      copied, _ = sf.read(os.path.join(page, c["wav"]))
+      written, _ = sf.read(os.path.join(
+          workdir, "wavs", name, os.path.basename(c["wav"])))
+      np.testing.assert_array_equal(copied, written)
+  assert not [f for f in os.listdir(page) if f.startswith(".comparison")]
+  html = open(os.path.join(page, "index.html"), encoding="utf-8").read()
+  assert "Every method on both networks" in html
+
+
 @pytest.mark.parametrize("extra, pattern", [
+    ("--config.page=/nonexistent/page",
+     r"config\.page='/nonexistent/page': no offline page there"),
     ("--config.methods=('sonify','invert')",
      r"config\.methods: unknown method 'invert'"),
     ("--config.layers.cnn12=(1,12)",

@@ -1,6 +1,7 @@
 """The whole mission through the command line, at tiny scale: killed after
 its first stage and resumed (finished stages are skipped, not redone), then
-summary.md with every figure it names on disk, the page, and refusals."""
+summary.md with every figure it names on disk, the page (with the
+comparison's section, in Chromium), and refusals."""
 import json
 import os
 import re
@@ -9,7 +10,10 @@ import subprocess
 import sys
 import time
 
+from playwright.sync_api import sync_playwright
 import pytest
+
+from recon_jax.report import sonification_page as page_lib
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 MISSION = [sys.executable, "-m", "recon_jax",
@@ -90,6 +94,42 @@ def test_summary_shows_every_figure_and_number(mission):
   # Every finding's verdict is stated.
   assert len(re.findall(r"^- \*\*.*\*\*: (holds|does not hold)", text,
                         re.M)) >= 3
+
+
+def test_the_page_shows_the_comparison(mission):
+  """The comparison stage adds its section to the sonification stage's
+  page; in Chromium, each network's grid of players loads."""
+  workdir = mission[0]
+  folder = workdir / "sonification" / "sonification_page"
+  manifest = json.loads((folder / "manifest.json").read_text())
+  assert set(manifest["models"]) >= {"supervised", "contrastive"}
+  networks = manifest["comparison"]["networks"]
+  assert [n["name"] for n in networks] == ["phone CNN", "CNN12"]
+  errors = []
+  with sync_playwright() as p:
+    browser = p.chromium.launch(executable_path=page_lib.find_chromium(),
+                                args=["--no-sandbox"])
+    page = browser.new_page()
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    page.on("requestfailed", lambda r: errors.append(r.url))
+    page.goto((folder / "index.html").as_uri())
+    for i, net in enumerate(networks):
+      page.select_option("#cmp-network", str(i))
+      page.evaluate("window.scrollTo(0, document.body.scrollHeight)")
+      page.wait_for_function(
+          "() => [...document.querySelectorAll('#comparison audio')].every("
+          "a => a.readyState >= 1 || a.error) && "
+          "[...document.querySelectorAll('#comparison img')].every("
+          "i => i.complete)", timeout=15000)
+      players = page.eval_on_selector_all(
+          "#cmp-grid audio", "as => as.map(a => [a.readyState, a.error])")
+      assert len(players) == sum("wav" in c for c in
+                                 net["examples"][0]["cells"]) > 0
+      assert all(ready >= 1 and error is None for ready, error in players)
+      assert page.eval_on_selector("#comparison figure img",
+                                   "i => i.naturalWidth") > 0
+    browser.close()
+  assert not errors, errors
 
 
 def test_rerun_of_a_finished_mission_does_nothing_again(mission):

@@ -12,6 +12,7 @@ recon_jax.report.sonification_page.screenshot_page):
 import copy
 import json
 import os
+import shutil
 import sys
 
 import numpy as np
@@ -48,13 +49,15 @@ def _clip_waves(seed, duration, silent):
 
 def build_demo(out_dir, layout=None, silent=("supervised", 3, 2),
                evolution_steps=(0, 1000, 5000),
-               title="Sonification demo (synthetic clips)"):
+               title="Sonification demo (synthetic clips)",
+               comparison=True):
   """Writes media and returns a manifest for a small synthetic page.
 
   Args:
     out_dir: a pathlib.Path.
     layout: {model: {layer: number of maps}}.
     silent: the (model, layer, map) whose sonifications are silent.
+    comparison: add demo_comparison's section.
   """
   layout = layout or {"supervised": {1: 2, 3: 2}, "contrastive": {2: 2}}
   note = ("Synthetic clips (chirps and tones, band-passed), not model "
@@ -112,7 +115,65 @@ def build_demo(out_dir, layout=None, silent=("supervised", 3, 2),
                                  title="Input and sonification")
   manifest["figures"].append({"title": "Fig. 1", "png": "figures/pairs.png",
                               "caption": "input | sonification pairs"})
+  if comparison:
+    manifest["comparison"] = demo_comparison(out_dir)
   return manifest
+
+
+def demo_comparison(out_dir):
+  """A synthetic comparison section (report.comparison.page_section's form):
+  two networks at different sample rates, an n/a cell and a left-out one."""
+  nets = [("phone CNN", 16000, 0.4, ["Sonification (1 map)", "Backprop"],
+           [1, 10]),
+          ("CNN12", SR, 1.0, ["Sonification (1 map)", "Backprop", "Decoding"],
+           [2, 5])]
+  section = {"title": "Every method on both networks",
+             "note": "synthetic: tones, not reconstructions",
+             "caption": "mean ± s.e.m.; <i>not markup</i>",
+             "columns": ["network", "method", "layer", "mxcorr2"],
+             "rows": [], "best": ["best by mxcorr2, CNN12: L2 Backprop"],
+             "networks": []}
+  for n, (name, rate, seconds, methods, layers) in enumerate(nets):
+    t = np.arange(int(seconds * rate)) / rate
+    entry = {"name": name, "sample_rate": rate, "methods": methods,
+             "layers": layers, "examples": []}
+    if n == 1:
+      media.spectrogram_pairs_figure(
+          str(out_dir / "comparison" / "figure.png"),
+          [(np.sin(2 * np.pi * 440 * t), np.sin(2 * np.pi * 660 * t))], rate,
+          row_labels=["one"], title="method x layer")
+      entry["figure_png"] = "comparison/figure.png"
+      entry["figure_caption"] = "example e0"
+    for j in range(2):
+      stem = f"comparison/{n}/e{j}"
+      original = media.write_clip_wav(
+          str(out_dir / f"{stem}_original.wav"),
+          np.sin(2 * np.pi * (300 + 100 * j) * t), rate)
+      example = {"clip": f"e{j}", "original_wav": f"{stem}_original.wav",
+                 "cells": []}
+      assert os.path.exists(original)
+      for mi, method in enumerate(methods):
+        for layer in layers:
+          cell = {"method": method, "layer": layer}
+          if method.startswith("Sonification") and layer == 10:
+            cell["none"] = "n/a: dense layer"
+          elif j == 1 and mi == 1 and layer == layers[0]:
+            cell["none"] = "left out: diverged"
+          else:
+            path = f"{stem}_m{mi}_L{layer}.wav"
+            media.write_clip_wav(str(out_dir / path), np.sin(
+                2 * np.pi * (500 + 50 * mi + layer) * t), rate)
+            cell["wav"] = path
+          example["cells"].append(cell)
+          if j == 0:
+            section["rows"].append({"cells": [name, method, f"L{layer}",
+                                              f"{0.1 * layer:.3f}"],
+                                    "reference": False})
+      entry["examples"].append(example)
+    section["rows"].append({"cells": [name, "kept nothing", "—", "0.000"],
+                            "reference": True})
+    section["networks"].append(entry)
+  return section
 
 
 # ---------------------------------------------------------------- media
@@ -248,7 +309,78 @@ BAD_MANIFESTS = [
     (lambda m: m["models"]["supervised"]["evolution"][0]["steps"].reverse(),
      "steps must increase"),
     (lambda m: m["figures"][0].pop("png"), r"figures\[0\]: missing key"),
+    # The comparison section.
+    (lambda m: m["comparison"].pop("networks"),
+     r"manifest\.comparison: missing key\(s\) \['networks'\]"),
+    (lambda m: m["comparison"]["rows"][0]["cells"].pop(),
+     r"comparison\.rows\[0\]\.cells: has 3 cells for 4 columns"),
+    (lambda m: m["comparison"]["rows"][0].update(reference="no"),
+     r"rows\[0\]\.reference: must be a bool"),
+    (lambda m: m["comparison"]["networks"][0].update(sample_rate=8000),
+     r"networks\[0\]\.examples\[0\]\.original_wav: .* is at 16000 Hz, "
+     r"the manifest's sample_rate for it is 8000"),
+    (lambda m: m["comparison"]["networks"][1]["examples"][0]["cells"][0]
+     .update(method="Magic"), r"cells\[0\]\.method: 'Magic' is not one of"),
+    (lambda m: m["comparison"]["networks"][1]["examples"][0]["cells"][0]
+     .update(layer=7), r"cells\[0\]\.layer: 7 is not one of the network's "
+     r"layers \[2, 5\]"),
+    (lambda m: m["comparison"]["networks"][1]["examples"][0]["cells"][1]
+     .update(layer=2), "Sonification \\(1 map\\) at layer 2 appears twice"),
+    (lambda m: m["comparison"]["networks"][1]["examples"][0]["cells"][0]
+     .update(wav=m["comparison"]["networks"][0]["examples"][0]
+             ["original_wav"]), r"is at 16000 Hz"),
+    (lambda m: m["comparison"]["networks"][1]["examples"][1].update(
+        original_wav="comparison/0/../1/e0_original.wav"), "inside"),
+    (lambda m: m["comparison"]["networks"][1]["examples"][1].update(
+        clip="e0"), "clip 'e0' appears twice"),
+    (lambda m: m["comparison"]["networks"][1]["examples"][0]["cells"][0]
+     .pop("wav"), r"cells\[0\]: missing key\(s\) \['none'\]"),
+    (lambda m: m["comparison"]["networks"][1].update(name="phone CNN"),
+     "network 'phone CNN' appears twice"),
 ]
+
+
+def test_comparison_wav_must_last_its_original(demo, tmp_path):
+  out, manifest = demo
+  bad = copy.deepcopy(manifest)
+  net = bad["comparison"]["networks"][1]
+  short = media.write_clip_wav(str(out / "short.wav"), np.ones(4000) * 0.1,
+                               SR)
+  assert short
+  net["examples"][0]["cells"][0]["wav"] = "short.wav"
+  with pytest.raises(page_lib.ManifestError,
+                     match=r"short\.wav lasts 0\.5000 s, the original "
+                     r"1\.0000 s"):
+    page_lib.validate_manifest(str(out), bad)
+
+
+def test_set_comparison_adds_replaces_and_refuses(demo, tmp_path):
+  out, manifest = demo
+  with pytest.raises(FileNotFoundError, match="holds no offline page"):
+    page_lib.set_comparison(str(tmp_path), manifest["comparison"])
+  without = copy.deepcopy(manifest)
+  section = without.pop("comparison")
+  page = tmp_path / "page"
+  shutil.copytree(out, page)
+  html_path = page_lib.write_page(str(page), without)
+  assert '"comparison":null' in open(html_path, encoding="utf-8").read()
+  page_lib.set_comparison(str(page), section)
+  saved = json.loads((page / "manifest.json").read_text())
+  assert saved["comparison"]["networks"][1]["figure_png"] == (
+      "comparison/figure.png")
+  assert saved["models"] == page_lib.validate_manifest(
+      str(page), without)["models"]  # the rest of the page as it was
+  # A bad section: refused, the page left as it was.
+  before = (page / "index.html").read_bytes()
+  bad = copy.deepcopy(section)
+  bad["networks"][0]["layers"] = [0]
+  with pytest.raises(page_lib.ManifestError, match=r"layers\[0\]"):
+    page_lib.set_comparison(str(page), bad)
+  assert (page / "index.html").read_bytes() == before
+  # Replacing: the new section stands alone.
+  section["title"] = "Second comparison"
+  page_lib.set_comparison(str(page), section)
+  assert "Second comparison" in (page / "index.html").read_text()
 
 
 @pytest.mark.parametrize("mutate,match", BAD_MANIFESTS)
@@ -327,6 +459,11 @@ def _wav_seconds(out, manifest):
       for s in evo["steps"]:
         names[s["sonification_wav"]] = sf.info(
             str(out / s["sonification_wav"])).duration
+  for net in manifest.get("comparison", {}).get("networks", []):
+    for ex in net["examples"]:
+      for p in [ex["original_wav"]] + [c["wav"] for c in ex["cells"]
+                                       if "wav" in c]:
+        names[p] = sf.info(str(out / p)).duration
   return names
 
 
@@ -447,6 +584,68 @@ def test_page_in_chromium(demo, browser):
                     evo["input_wav"], step["sonification_wav"]]
     assert f"step {step['step']}" in page.inner_text("#evo-step-label")
     _loaded_media(page, seconds)
+  assert not errors, errors
+  page.close()
+
+
+def _grid(page):
+  """The comparison's method x layer grid: {(method, layer): src or the
+  cell's text}."""
+  return {tuple(k.split("|")): v for k, v in page.evaluate("""() => {
+    const layers = [...document.querySelectorAll('#cmp-grid thead th')]
+        .slice(1).map(th => th.textContent.replace('layer ', ''));
+    const out = {};
+    for (const tr of document.querySelectorAll('#cmp-grid tbody tr'))
+      [...tr.querySelectorAll('td')].forEach((td, i) => {
+        const a = td.querySelector('audio');
+        out[tr.dataset.method + '|' + layers[i]] =
+            a ? a.getAttribute('src') : td.textContent;
+      });
+    return out;
+  }""").items()}
+
+
+def test_comparison_section_in_chromium(demo, browser):
+  out, manifest = demo
+  html_path = page_lib.write_page(str(out), manifest)
+  seconds = _wav_seconds(out, manifest)
+  section = manifest["comparison"]
+  errors = []
+  page = _open(browser, html_path, errors)
+  assert page.inner_text("#comparison h2") == section["title"]
+  rows = page.eval_on_selector_all(
+      "#cmp-table tbody tr", "trs => trs.map(tr => [tr.className, "
+      "[...tr.cells].map(td => td.textContent)])")
+  assert rows == [["reference" if r["reference"] else "", r["cells"]]
+                  for r in section["rows"]]
+  assert page.eval_on_selector_all("#cmp-table thead th", "ths => ths.map("
+                                   "t => t.textContent)") == section["columns"]
+  # Text stays text (the caption holds markup-like characters).
+  assert "<i>not markup</i>" in page.inner_text("#comparison .caption >> "
+                                                "nth=1")
+  assert not page.query_selector_all("#comparison i")
+  assert page.inner_text("ul.best") == section["best"][0]
+  # Every network and example, chosen through the selects: the grid holds
+  # one player per cell with a WAV, the reason where it has none.
+  for n, net in enumerate(section["networks"]):
+    page.select_option("#cmp-network", str(n))
+    assert bool(page.query_selector_all("#comparison figure.fig img")) == (
+        "figure_png" in net)
+    for j, ex in enumerate(net["examples"]):
+      page.select_option("#cmp-example", str(j))
+      want = {(c["method"], str(c["layer"])): c.get("wav", c.get("none"))
+              for c in ex["cells"]}
+      assert _grid(page) == want
+      _, audios = _loaded_media(page, seconds)
+      assert ex["original_wav"] in audios
+      # Only this example's players are in the document.
+      assert len(page.query_selector_all("#comparison audio")) == 1 + sum(
+          "wav" in c for c in ex["cells"])
+  # The choice survives a reload (kept in the URL's fragment).
+  page.reload()
+  assert page.eval_on_selector("#cmp-example", "s => s.value") == "1"
+  assert page.eval_on_selector("#cmp-network", "s => s.value") == str(
+      len(section["networks"]) - 1)
   assert not errors, errors
   page.close()
 

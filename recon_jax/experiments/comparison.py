@@ -17,7 +17,9 @@ Networks (config.networks):
              its loudest clip_seconds and scaled to unit peak. Reconstructions
              are waveforms.
 config.mission fills the three paths from a mission work dir
-(thesis/, cnn12_events/, data/events/) where they are empty.
+(thesis/, cnn12_events/, data/events/) where they are empty, and config.page
+with the mission's offline page (sonification/sonification_page/) when that
+exists.
 
 Methods (config.methods): 'sonify' (the deconvnet: ONE feature map, each
 example's most active one, back to the input), and the thesis's four,
@@ -52,7 +54,10 @@ more methods or layers adds their cells.
 Writes results.json, results.md (the table), figure_<network>.png (one
 example, method x layer), wavs/<network>/ (originals and reconstructions of
 the first num_wav_examples examples per cell) and made_by.json (both
-networks' records).
+networks' records). With config.page (a folder holding the offline page of
+recon_jax.report.sonification_page), the comparison becomes a section of
+that page: the table, the figures and a player for each cell's WAV, copied
+into <page>/comparison/.
 """
 import dataclasses
 import os
@@ -75,6 +80,7 @@ from recon_jax.metrics import coherence as coherence_lib
 from recon_jax.models import cnn12 as cnn12_lib
 from recon_jax.models import invertible
 from recon_jax.report import comparison as report
+from recon_jax.report import sonification_page as page_lib
 from recon_jax.train import cnn12_data
 from recon_jax.train import cnn12_eval
 from recon_jax.train import cnn12_supervised as sup
@@ -88,7 +94,8 @@ DECODER_METHODS = ("decoder", "decoder_backprop")
 MEASURES = report.MEASURES
 # The mission's folders (recon_jax/experiments/mission.py FOLDERS).
 MISSION_FOLDERS = {"thesis": "thesis", "cnn12": "cnn12_events",
-                   "data": "data/events"}
+                   "data": "data/events",
+                   "page": "sonification/sonification_page"}
 CNN12_RATE = 8000
 # The STFT of CNN12's mxcorr2 (32 ms Hann frames, 16 ms hop at 8 kHz).
 CNN12_STFT = {"window_length": 256, "hop": 128, "n_fft": 256,
@@ -96,7 +103,7 @@ CNN12_STFT = {"window_length": 256, "hop": 128, "n_fft": 256,
 # Fields that only change what the report shows, or which cells run.
 PRESENTATION_FIELDS = ("num_wav_examples", "figure_example")
 SCOPE_FIELDS = ("networks", "methods", "layers")
-PATH_FIELDS = ("mission", "thesis", "cnn12")
+PATH_FIELDS = ("mission", "thesis", "cnn12", "page")
 # Fields that concern one network only (left out of the other's record).
 OWN_FIELDS = {"phone_cnn": ("phone_network", "reuse_thesis_decoders"),
               "cnn12": ("cnn12_seed", "data", "split", "clip_seconds",
@@ -117,10 +124,17 @@ def _fail(field, value, want):
 
 
 def resolved_paths(config) -> dict:
-  """{'thesis', 'cnn12', 'data_dir'}: the config's paths, those left empty
-  taken from config.mission's folders."""
+  """{'thesis', 'cnn12', 'data_dir', 'page'}: the config's paths, those left
+  empty taken from config.mission's folders (its page only if it exists;
+  '' for none)."""
   out = {"thesis": config.thesis, "cnn12": config.cnn12,
-         "data_dir": config.data.dir}
+         "data_dir": config.data.dir, "page": config.page}
+  if config.page and not os.path.exists(os.path.join(config.page,
+                                                     "manifest.json")):
+    raise FileNotFoundError(
+        f"config.page={config.page!r}: no offline page there (no "
+        "manifest.json; the sonification experiment writes one in its "
+        "sonification_page/ folder)")
   if config.mission:
     root = provenance.check_workdir(config.mission, "config.mission")
     if not os.path.isdir(root):
@@ -130,6 +144,10 @@ def resolved_paths(config) -> dict:
                      ("data_dir", "data")):
       if not out[key]:
         out[key] = os.path.join(root, MISSION_FOLDERS[sub])
+    page = os.path.join(root, MISSION_FOLDERS["page"])
+    if not out["page"] and os.path.exists(os.path.join(page,
+                                                       "manifest.json")):
+      out["page"] = page
   return out
 
 
@@ -723,7 +741,8 @@ def run(config, workdir: str) -> dict:
         os.path.join(workdir, "wavs", name), s.ids, s.waveforms, cells[name],
         layers, methods, s.sample_rate, config.num_wav_examples)
   examples = {n: {"ids": s.ids, "sample_rate": s.sample_rate,
-                  "input_shape": list(s.inputs.shape[1:])}
+                  "input_shape": list(s.inputs.shape[1:]),
+                  "figure_example": s.ids[j]}
               for n, s in subjects.items()}
   intro = "Examples: " + "; ".join(
       f"{report.NETWORK_NAMES[n]}: {len(s.ids)} "
@@ -736,5 +755,9 @@ def run(config, workdir: str) -> dict:
       os.path.join(workdir, MADE_BY), {"networks": records}))
   lines = table.rstrip("\n").split("\n") + best + [
       f"results: {os.path.join(workdir, 'results.md')}"]
+  if paths["page"]:
+    files.append(page_lib.set_comparison(
+        paths["page"], report.page_section(workdir, paths["page"])))
+    lines.append(f"page: {files[-1]}")
   return {"lines": lines, "rows": rows, "table": table, "best": best,
           "baselines": references, "files": files}

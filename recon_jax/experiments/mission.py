@@ -14,7 +14,8 @@ in STAGES' order), each in its own folder with its own driver:
   finetune      <workdir>/cnn12_finetune_events
   sonification  <workdir>/sonification       sonification.run_analyses
   comparison    <workdir>/comparison         comparison.run (every inversion
-                method on the phone CNN and the supervised CNN12)
+                method on the phone CNN and the supervised CNN12; added to
+                the sonification stage's offline page)
 
 then <workdir>/summary.md (recon_jax.report.mission_summary). The mission
 sets the paths that connect them: the CNN12 stages read the generated event
@@ -97,6 +98,11 @@ def wired(config, workdir: str) -> dict:
       c.cnn12 = folder(workdir, "supervised")
       c.data = cnn12_data.data_config("fsd50k")
       c.data.dir = events_dir
+      # ... added to the sonification stage's offline page.
+      if ("sonification" in config.stages or
+          os.path.exists(_record_path(workdir, "sonification"))):
+        c.page = os.path.join(folder(workdir, "sonification"),
+                              "sonification_page")
     if stage == "sonification":
       c.data = cnn12_data.data_config("fsd50k")
       c.data.dir = events_dir
@@ -154,7 +160,7 @@ def _check_comparison(config):
   """comparison.check_config without the folders (made by earlier stages)."""
   c = copy.deepcopy(config)
   c.unlock()
-  c.thesis = c.cnn12 = c.data.dir = c.mission = ""
+  c.thesis = c.cnn12 = c.data.dir = c.mission = c.page = ""
   c.data.source = "generated_events"  # The mission's events, made later.
   c.lock()
   comparison.check_config(c)

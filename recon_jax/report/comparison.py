@@ -9,8 +9,12 @@ Everything here only formats and writes; the numbers come computed.
   summary_section the Markdown a summary page shows (the table, the caption,
                   the best methods, the figures), read from a finished
                   comparison folder
+  page_section    the same for the offline page (report.sonification_page's
+                  "comparison" entry), its figures and WAVs copied into the
+                  page's folder
 """
 import os
+import shutil
 
 import numpy as np
 
@@ -87,22 +91,36 @@ def _fmt(row, m):
   return text
 
 
-def markdown_table(rows, baselines=None) -> str:
-  lines = ["| network | method | layer | mxcorr2 | waveform mxcorr | "
-           "coherence | R | left out |", "|---|---|---|---|---|---|---|---|"]
+TABLE_COLUMNS = ("network", "method", "layer", "mxcorr2", "waveform mxcorr",
+                 "coherence", "R", "left out")
+
+
+def table_rows(rows, baselines=None) -> list[tuple[list[str], bool]]:
+  """The table's cells as text, one (cells, is_reference) per line: the
+  result rows, then the references (what keeping nothing scores)."""
+  out = []
   for r in rows:
-    head = (f"| {NETWORK_NAMES[r['network']]} | {METHOD_NAMES[r['method']]} "
-            f"| L{r['layer']} |")
+    head = [NETWORK_NAMES[r["network"]], METHOD_NAMES[r["method"]],
+            f"L{r['layer']}"]
     if r["not_applicable"]:
-      lines.append(head + " n/a | n/a | n/a | n/a | — |")
-      continue
-    lines.append(head + " " + " | ".join(_fmt(r, m) for m in MEASURES)
-                 + f" | {r['num_left_out']}/{r['num_examples']} |")
+      out.append((head + ["n/a"] * len(MEASURES) + ["—"], False))
+    else:
+      out.append((head + [_fmt(r, m) for m in MEASURES]
+                  + [f"{r['num_left_out']}/{r['num_examples']}"], False))
   for b in baselines or ():
-    values = " | ".join("—" if b.get(m) is None else f"{b[m]:.3f}"
-                        for m in MEASURES)
-    lines.append(f"| {NETWORK_NAMES[b['network']]} | *{b['what']}* | — | "
-                 f"{values} | — |")
+    out.append(([NETWORK_NAMES[b["network"]], b["what"], "—"]
+                + ["—" if b.get(m) is None else f"{b[m]:.3f}"
+                   for m in MEASURES] + ["—"], True))
+  return out
+
+
+def markdown_table(rows, baselines=None) -> str:
+  lines = ["| " + " | ".join(TABLE_COLUMNS) + " |",
+           "|" + "---|" * len(TABLE_COLUMNS)]
+  for cells, reference in table_rows(rows, baselines):
+    if reference:
+      cells = [cells[0], f"*{cells[1]}*"] + cells[2:]
+    lines.append("| " + " | ".join(cells) + " |")
   return "\n".join(lines) + "\n"
 
 
@@ -285,3 +303,99 @@ def summary_section(folder: str, root: str | None = None) -> list[str]:
     out += [f"Listen: `{os.path.relpath(wavs, root)}/` holds the originals "
             "and every cell's reconstruction as WAVs.", ""]
   return out
+
+
+PAGE_FOLDER = "comparison"  # inside the page's folder
+
+
+def _wav_stem(j: int, example_id: str) -> str:
+  return f"ex{j}_{safe_name(example_id)}"
+
+
+def page_section(folder: str, page_dir: str) -> dict:
+  """The offline page's "comparison" entry for a finished comparison folder
+  (see recon_jax.report.sonification_page), its figures and WAVs copied
+  into page_dir/comparison/ (replacing what an earlier comparison put
+  there, in one rename).
+
+  Raises:
+    FileNotFoundError: the folder holds no finished comparison.
+  """
+  path = os.path.join(folder, RESULTS_JSON)
+  if not os.path.exists(path):
+    raise FileNotFoundError(f"{folder} holds no finished comparison (no "
+                            f"{RESULTS_JSON})")
+  results = provenance.read_json(path)
+  rows = results["rows"]
+  staging = os.path.join(page_dir, f".{PAGE_FOLDER}.partial")
+  if os.path.exists(staging):
+    shutil.rmtree(staging)
+  os.makedirs(staging)
+  networks = []
+  for network in NETWORKS:
+    if network not in results["examples"]:
+      continue
+    examples = results["examples"][network]
+    mine = [r for r in rows if r["network"] == network]
+    methods = list(dict.fromkeys(r["method"] for r in mine))
+    layers = sorted({r["layer"] for r in mine})
+    entry = {"name": NETWORK_NAMES[network],
+             "sample_rate": int(examples["sample_rate"]),
+             "methods": [METHOD_NAMES[m] for m in methods],
+             "layers": layers, "examples": []}
+    figure = os.path.join(folder, f"figure_{network}.png")
+    if os.path.exists(figure):
+      rel = f"{PAGE_FOLDER}/figure_{network}.png"
+      shutil.copyfile(figure, os.path.join(staging, os.path.basename(rel)))
+      entry["figure_png"] = rel
+      shown = examples.get("figure_example")
+      entry["figure_caption"] = (
+          f"{'example ' + shown if shown else 'one example'}: each method "
+          "(rows) from each layer (columns); blank: not applicable or left "
+          "out")
+    src = os.path.join(folder, "wavs", network)
+    for j, example_id in enumerate(examples["ids"]):
+      stem = _wav_stem(j, example_id)
+      if not os.path.exists(os.path.join(src, f"{stem}_original.wav")):
+        break  # WAVs are written for the first num_wav_examples only
+      def copied(name):
+        os.makedirs(os.path.join(staging, "wavs", network), exist_ok=True)
+        shutil.copyfile(os.path.join(src, name),
+                        os.path.join(staging, "wavs", network, name))
+        return f"{PAGE_FOLDER}/wavs/{network}/{name}"
+      cells = []
+      for r in mine:
+        cell = {"method": METHOD_NAMES[r["method"]], "layer": r["layer"]}
+        name = f"{stem}_{r['method']}_L{r['layer']}.wav"
+        if r["not_applicable"]:
+          cell["none"] = "n/a: the deconvnet does not run back through " \
+                         "dense layers"
+        elif os.path.exists(os.path.join(src, name)):
+          cell["wav"] = copied(name)
+        else:
+          cell["none"] = "left out: diverged, or its sonification is silent"
+        cells.append(cell)
+      entry["examples"].append({"clip": str(example_id),
+                                "original_wav": copied(
+                                    f"{stem}_original.wav"),
+                                "cells": cells})
+    networks.append(entry)
+  dst = os.path.join(page_dir, PAGE_FOLDER)
+  old = os.path.join(page_dir, f".{PAGE_FOLDER}.old")
+  if os.path.exists(old):
+    shutil.rmtree(old)
+  if os.path.exists(dst):
+    os.replace(dst, old)
+  os.replace(staging, dst)
+  if os.path.exists(old):
+    shutil.rmtree(old)
+  return {"title": "Every method on both networks",
+          "note": (f"From {os.path.abspath(folder)} (its made_by.json says "
+                   "what made each network's cells)."),
+          "columns": list(TABLE_COLUMNS),
+          "rows": [{"cells": cells, "reference": reference}
+                   for cells, reference in table_rows(
+                       rows, results["baselines"])],
+          "caption": results["caption"].replace("**", ""),
+          "best": best_lines(rows, results["baselines"]),
+          "networks": networks}

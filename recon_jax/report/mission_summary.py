@@ -182,7 +182,9 @@ def _sonification(root, folder) -> list[str]:
     out += [f"Look and listen: open [`{page}`]({page}) in a browser "
             "(offline): every model, layer and most active map, its top "
             "clips as input / sonification / residual spectrograms and "
-            "players.", ""]
+            "players (and, once the comparison stage ran, every inversion "
+            "method on both networks: its table, figures and a player per "
+            "method and layer).", ""]
   return out + _figures(root, folder, SONIFICATION_FIGURES)
 
 

@@ -6,7 +6,9 @@ server. It browses model -> layer -> feature map (sorted by activity, silent
 maps marked) -> the map's top clips, each a row of input and sonification
 spectrograms and input, sonification and residual players side by side; a
 checkpoint slider steps through the feature-evolution sonifications; a
-figures section shows the analyses' PNGs. Only the selected map's and
+figures section shows the analyses' PNGs; an optional comparison section
+shows every inversion method on each network (table, figure, and a method x
+layer grid of players per example). Only the selected map's and
 evolution step's media are in the document (built by the script on
 selection), so pages with thousands of maps stay fast.
 
@@ -48,9 +50,30 @@ out_dir, and must name existing files there):
     "figures": [                          # optional
       {"title": str, "png": path, "caption": str},  # caption optional
       ...],
+    "comparison": {                       # optional: every inversion method
+      "title": str, "note": str,          # on each network (the comparison
+      "caption": str,                     # experiment, report.comparison.
+      "columns": [str, ...],              # page_section); note, caption and
+      "rows": [{"cells": [str, ...],      # best optional. The table's cells
+                "reference": bool}, ...], # are text, one per column
+      "best": [str, ...],
+      "networks": [
+        {"name": str, "sample_rate": int, # its WAVs' rate (may differ from
+         "methods": [str, ...],           # the top-level sample_rate)
+         "layers": [int, ...],
+         "figure_png": path, "figure_caption": str,     # optional
+         "examples": [
+           {"clip": str, "original_wav": path,
+            "cells": [{"method": str, "layer": int,     # one of methods x
+                       "wav": path} or                 # layers; as long
+                      {"method": str, "layer": int,    # as the original,
+                       "none": str}, ...]},            # or why it has none
+           ...]},
+        ...]},
   }
 
-`validate_manifest` checks all of this (types, numbering, that every file
+`set_comparison(out_dir, section)` adds (or replaces) the comparison section
+of a written page. `validate_manifest` checks all of this (types, numbering, that every file
 exists with the right kind, WAV durations and rates) and raises
 ManifestError naming the entry at fault. `screenshot_page` photographs a
 written page in headless Chromium (Playwright; the package's test extra).
@@ -141,7 +164,9 @@ class _Checker:
     self.wav_seconds = {}
     self.checked = set()
 
-  def path(self, where, v, ext) -> str:
+  def path(self, where, v, ext, sample_rate=None) -> str:
+    """Checks a path; a WAV's rate against sample_rate (default: the
+    manifest's)."""
     p = _str(where, v)
     if "\\" in p or p.startswith("/") or ":" in p:
       _fail(where, f"{p!r} must be a relative '/'-separated path (no "
@@ -152,7 +177,8 @@ class _Checker:
             "'.' or '..' parts)")
     if not p.lower().endswith(ext):
       _fail(where, f"{p!r} must be a {ext} file")
-    if not self.check_files or p in self.checked:
+    want = sample_rate or self.sample_rate
+    if not self.check_files or (p, want) in self.checked:
       return p
     full = os.path.join(self.out_dir, *parts)
     if not os.path.isfile(full):
@@ -170,11 +196,11 @@ class _Checker:
         _fail(where, f"{full} has {info.channels} channels; clips are mono")
       if info.frames == 0:
         _fail(where, f"{full} holds no samples")
-      if self.sample_rate is not None and info.samplerate != self.sample_rate:
+      if want is not None and info.samplerate != want:
         _fail(where, f"{full} is at {info.samplerate} Hz, the manifest's "
-              f"sample_rate is {self.sample_rate}")
+              f"sample_rate {'for it ' if sample_rate else ''}is {want}")
       self.wav_seconds[p] = info.frames / info.samplerate
-    self.checked.add(p)
+    self.checked.add((p, want))
     return p
 
   def durations(self, where, entry, wav_keys):
@@ -219,7 +245,8 @@ def validate_manifest(out_dir: str, manifest: dict,
     ManifestError: the first problem found, naming its entry.
   """
   m = provenance.to_jsonable(manifest)
-  _keys("", m, ("models",), ("title", "note", "sample_rate", "figures"))
+  _keys("", m, ("models",), ("title", "note", "sample_rate", "figures",
+                            "comparison"))
   out = {"title": _str(".title", m.get("title", "Sonifications")),
          "note": _str(".note", m.get("note", ""), True)}
   sample_rate = m.get("sample_rate")
@@ -311,6 +338,92 @@ def validate_manifest(out_dir: str, manifest: dict,
         "title": _str(f"{wf}.title", fig["title"]),
         "png": chk.path(f"{wf}.png", fig["png"], ".png"),
         "caption": _str(f"{wf}.caption", fig.get("caption", ""), True)})
+  if "comparison" in m:
+    out["comparison"] = _comparison(chk, m["comparison"])
+  return out
+
+
+def _comparison(chk: _Checker, c) -> dict:
+  """Checks the comparison section (see the module docstring)."""
+  w = ".comparison"
+  _keys(w, c, ("title", "columns", "rows", "networks"),
+        ("note", "caption", "best"))
+  out = {"title": _str(f"{w}.title", c["title"]),
+         "note": _str(f"{w}.note", c.get("note", ""), True),
+         "caption": _str(f"{w}.caption", c.get("caption", ""), True),
+         "columns": [_str(f"{w}.columns[{i}]", v) for i, v in enumerate(
+             _list(f"{w}.columns", c["columns"], True))],
+         "rows": [], "best": [], "networks": []}
+  for i, row in enumerate(_list(f"{w}.rows", c["rows"])):
+    wr = f"{w}.rows[{i}]"
+    _keys(wr, row, ("cells", "reference"))
+    cells = _list(f"{wr}.cells", row["cells"])
+    if len(cells) != len(out["columns"]):
+      _fail(f"{wr}.cells", f"has {len(cells)} cells for "
+            f"{len(out['columns'])} columns")
+    if not isinstance(row["reference"], bool):
+      _fail(f"{wr}.reference", f"must be a bool, got {row['reference']!r}")
+    out["rows"].append({"cells": [_str(f"{wr}.cells[{j}]", v, True)
+                                  for j, v in enumerate(cells)],
+                        "reference": row["reference"]})
+  out["best"] = [_str(f"{w}.best[{i}]", v) for i, v in enumerate(
+      _list(f"{w}.best", c.get("best", [])))]
+  for i, net in enumerate(_list(f"{w}.networks", c["networks"], True)):
+    wn = f"{w}.networks[{i}]"
+    _keys(wn, net, ("name", "sample_rate", "methods", "layers", "examples"),
+          ("figure_png", "figure_caption"))
+    rate = _int(f"{wn}.sample_rate", net["sample_rate"], 1)
+    on = {"name": _str(f"{wn}.name", net["name"]), "sample_rate": rate,
+          "methods": [_str(f"{wn}.methods[{j}]", v) for j, v in enumerate(
+              _list(f"{wn}.methods", net["methods"], True))],
+          "layers": [_int(f"{wn}.layers[{j}]", v, 1) for j, v in enumerate(
+              _list(f"{wn}.layers", net["layers"], True))],
+          "figure_caption": _str(f"{wn}.figure_caption",
+                                 net.get("figure_caption", ""), True),
+          "examples": []}
+    _unique(f"{wn}.methods", on["methods"], "method")
+    _unique(f"{wn}.layers", on["layers"], "layer")
+    if "figure_png" in net:
+      on["figure_png"] = chk.path(f"{wn}.figure_png", net["figure_png"],
+                                  ".png")
+    for j, ex in enumerate(_list(f"{wn}.examples", net["examples"])):
+      wx = f"{wn}.examples[{j}]"
+      _keys(wx, ex, ("clip", "original_wav", "cells"))
+      ox = {"clip": _str(f"{wx}.clip", ex["clip"]),
+            "original_wav": chk.path(f"{wx}.original_wav",
+                                     ex["original_wav"], ".wav", rate),
+            "cells": []}
+      seen = set()
+      for k, cell in enumerate(_list(f"{wx}.cells", ex["cells"])):
+        wc = f"{wx}.cells[{k}]"
+        has_wav = isinstance(cell, dict) and "wav" in cell
+        _keys(wc, cell, ("method", "layer", "wav" if has_wav else "none"))
+        oc = {"method": _str(f"{wc}.method", cell["method"]),
+              "layer": _int(f"{wc}.layer", cell["layer"], 1)}
+        if oc["method"] not in on["methods"]:
+          _fail(f"{wc}.method", f"{oc['method']!r} is not one of the "
+                f"network's methods {on['methods']}")
+        if oc["layer"] not in on["layers"]:
+          _fail(f"{wc}.layer", f"{oc['layer']} is not one of the network's "
+                f"layers {on['layers']}")
+        if (oc["method"], oc["layer"]) in seen:
+          _fail(wc, f"{oc['method']} at layer {oc['layer']} appears twice")
+        seen.add((oc["method"], oc["layer"]))
+        if has_wav:
+          oc["wav"] = chk.path(f"{wc}.wav", cell["wav"], ".wav", rate)
+          if chk.check_files:
+            want = chk.wav_seconds[ox["original_wav"]]
+            got = chk.wav_seconds[oc["wav"]]
+            if abs(got - want) > DURATION_TOLERANCE_S:
+              _fail(f"{wc}.wav", f"{oc['wav']} lasts {got:.4f} s, the "
+                    f"original {want:.4f} s")
+        else:
+          oc["none"] = _str(f"{wc}.none", cell["none"])
+        ox["cells"].append(oc)
+      on["examples"].append(ox)
+    _unique(f"{wn}.examples", [x["clip"] for x in on["examples"]], "clip")
+    out["networks"].append(on)
+  _unique(f"{w}.networks", [n["name"] for n in out["networks"]], "network")
   return out
 
 
@@ -331,7 +444,8 @@ def page_html(manifest: dict) -> str:
   data = {"title": manifest["title"], "note": manifest["note"],
           "sample_rate": manifest.get("sample_rate"),
           "models": [dict(name=k, **v) for k, v in manifest["models"].items()],
-          "figures": manifest["figures"]}
+          "figures": manifest["figures"],
+          "comparison": manifest.get("comparison")}
   return (_TEMPLATE.replace("%TITLE%", html.escape(manifest["title"]))
           .replace("%CSS%", _CSS).replace("%JS%", _JS)
           .replace("%DATA%", _inline_json(data)))
@@ -352,6 +466,24 @@ def write_page(out_dir: str, manifest: dict) -> str:
                                checked)
   return provenance.write_text_atomic(os.path.join(out_dir, "index.html"),
                                       page_html(checked))
+
+
+def set_comparison(out_dir: str, section: dict) -> str:
+  """Adds (or replaces) the comparison section of the page written in
+  out_dir (its manifest.json); returns the path of index.html.
+
+  Raises:
+    FileNotFoundError: out_dir holds no written page.
+    ManifestError: the section is malformed (the page is left as it was).
+  """
+  path = os.path.join(out_dir, "manifest.json")
+  if not os.path.exists(path):
+    raise FileNotFoundError(f"{out_dir} holds no offline page (no "
+                            "manifest.json; the sonification page writes "
+                            "one)")
+  manifest = provenance.read_json(path)
+  manifest["comparison"] = section
+  return write_page(out_dir, manifest)
 
 
 def find_chromium() -> str:
@@ -390,10 +522,13 @@ def screenshot_page(html_path: str, png_path: str, width: int = 1280,
     try:
       page = browser.new_page(viewport={"width": width, "height": height})
       page.goto(url)
+      # Lazy pictures below the fold load once scrolled to.
+      page.evaluate("window.scrollTo(0, document.body.scrollHeight)")
       page.wait_for_function(
           "() => [...document.images].every(i => i.complete) && "
           "[...document.querySelectorAll('audio')].every("
           "a => a.readyState >= 1 || a.error)", timeout=20000)
+      page.evaluate("window.scrollTo(0, 0)")
       data = page.screenshot(full_page=full_page)
     finally:
       browser.close()
@@ -428,6 +563,7 @@ _TEMPLATE = """<!DOCTYPE html>
     <div id="clips"></div>
     <div id="evolution"></div>
     <div id="figures"></div>
+    <div id="comparison"></div>
   </section>
 </div>
 <script type="application/json" id="manifest">%DATA%</script>
@@ -485,6 +621,21 @@ audio { width: 100%; height: 36px; }
 .fig img { max-width: 100%; height: auto; border: 1px solid var(--line); }
 .fig { margin-bottom: 14px; }
 .empty { color: var(--soft); font-style: italic; }
+.table-wrap { overflow-x: auto; margin: 8px 0; }
+table.results { border-collapse: collapse; font-size: 12px;
+  font-variant-numeric: tabular-nums; }
+table.results th, table.results td { border-bottom: 1px solid var(--line);
+  padding: 3px 8px; text-align: left; white-space: nowrap; }
+table.results tr.reference td { font-style: italic; color: var(--soft); }
+.caption { color: var(--soft); font-size: 12px; max-width: 70em; }
+ul.best { margin: 8px 0; padding-left: 20px; font-size: 13px; }
+.cmp-controls { display: flex; flex-wrap: wrap; gap: 8px 16px;
+  margin: 12px 0 8px; }
+table.grid { border-collapse: collapse; width: 100%; table-layout: fixed; }
+table.grid th, table.grid td { padding: 4px 6px; text-align: left;
+  vertical-align: middle; border-bottom: 1px solid var(--line); }
+table.grid th:first-child { width: 150px; }
+table.grid td.none { color: var(--soft); font-size: 12px; }
 """
 
 _JS = r"""
@@ -518,7 +669,7 @@ function player(label, path) {
 }
 
 const state = {model: 0, layer: 0, map: null, hideSilent: false, evo: 0,
-               step: 0};
+               step: 0, cnet: 0, cex: 0};
 const model = () => M.models[state.model];
 const layer = () => model().layers[state.layer];
 
@@ -654,10 +805,77 @@ function renderFigures() {
           el("img", {src: url(f.png), alt: f.title, loading: "lazy"})))));
 }
 
+function renderComparison() {
+  const box = $("comparison");
+  const C = M.comparison;
+  if (!C) { box.replaceChildren(); return; }
+  state.cnet = Math.min(state.cnet, C.networks.length - 1);
+  const net = C.networks[state.cnet];
+  state.cex = Math.min(state.cex, Math.max(net.examples.length - 1, 0));
+  const table = el("table", {class: "results", id: "cmp-table"},
+      el("thead", {}, el("tr", {}, ...C.columns.map(
+          (c) => el("th", {text: c})))),
+      el("tbody", {}, ...C.rows.map((r) => el("tr",
+          r.reference ? {class: "reference"} : {},
+          ...r.cells.map((c) => el("td", {text: c}))))));
+  const chooseNet = el("select", {id: "cmp-network"});
+  fillSelect(chooseNet, C.networks.map((n, i) => [i, n.name]), state.cnet);
+  chooseNet.addEventListener("change", () => {
+    state.cnet = +chooseNet.value; state.cex = 0; renderComparison();
+    saveHash();
+  });
+  const chooseEx = el("select", {id: "cmp-example"});
+  fillSelect(chooseEx, net.examples.map((x, i) => [i, x.clip]), state.cex);
+  chooseEx.addEventListener("change", () => {
+    state.cex = +chooseEx.value; renderComparison(); saveHash();
+  });
+  const ex = net.examples[state.cex];
+  let listen;
+  if (!ex) {
+    listen = el("div", {class: "empty", text:
+        "No WAVs were written for this network."});
+  } else {
+    const byKey = new Map(ex.cells.map((c) => [c.method + "\u0000" +
+                                               c.layer, c]));
+    listen = el("div", {},
+        el("div", {class: "players", style: "grid-template-columns: 1fr"},
+           player(`original \u00b7 ${ex.clip}`, ex.original_wav)),
+        el("table", {class: "grid", id: "cmp-grid"},
+           el("thead", {}, el("tr", {}, el("th", {text: "method"}),
+              ...net.layers.map((l) => el("th", {text: `layer ${l}`})))),
+           el("tbody", {}, ...net.methods.map((m) => el("tr",
+              {"data-method": m}, el("th", {text: m}),
+              ...net.layers.map((l) => {
+                const c = byKey.get(m + "\u0000" + l);
+                if (c && c.wav) return el("td", {},
+                    el("audio", {controls: "", preload: "metadata",
+                                 src: url(c.wav), title: `${m}, layer ${l}`}));
+                return el("td", {class: "none",
+                                 text: c ? c.none : "not run"});
+              }))))));
+  }
+  box.replaceChildren(el("div", {class: "card"},
+      el("h2", {text: C.title}),
+      C.note ? el("div", {class: "caption", text: C.note}) : null,
+      el("div", {class: "table-wrap"}, table),
+      C.caption ? el("p", {class: "caption", text: C.caption}) : null,
+      C.best.length ? el("ul", {class: "best"},
+          ...C.best.map((b) => el("li", {text: b}))) : null,
+      el("div", {class: "cmp-controls"},
+         el("label", {}, "network ", chooseNet),
+         el("label", {}, "example ", chooseEx)),
+      net.figure_png ? el("figure", {class: "fig"},
+          el("figcaption", {text: `${net.name}: ${net.figure_caption}`}),
+          el("img", {src: url(net.figure_png), alt: `${net.name} figure`,
+                     loading: "lazy"})) : null,
+      listen));
+}
+
 function saveHash() {
   const h = new URLSearchParams({model: model().name,
       layer: String(layer().layer), map: String(state.map),
-      evo: String(state.evo), step: String(state.step)});
+      evo: String(state.evo), step: String(state.step),
+      cnet: String(state.cnet), cex: String(state.cex)});
   try { history.replaceState(null, "", "#" + h.toString()); } catch (e) {}
 }
 function loadHash() {
@@ -670,6 +888,8 @@ function loadHash() {
   if (h.has("map")) state.map = +h.get("map");
   if (h.has("evo")) state.evo = Math.max(0, +h.get("evo") || 0);
   if (h.has("step")) state.step = Math.max(0, +h.get("step") || 0);
+  if (h.has("cnet")) state.cnet = Math.max(0, +h.get("cnet") || 0);
+  if (h.has("cex")) state.cex = Math.max(0, +h.get("cex") || 0);
 }
 
 $("title").textContent = M.title;
@@ -692,5 +912,5 @@ $("hide-silent").addEventListener("change", () => {
 });
 loadHash();
 renderModels(); renderLayers(); renderMaps(); renderClips(); renderEvolution();
-renderFigures();
+renderFigures(); renderComparison();
 """
