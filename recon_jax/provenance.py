@@ -18,6 +18,7 @@ such as gs://bucket/run is refused by `check_workdir` (see the README's
 TPU section for a shared bucket through a mount).
 """
 import hashlib
+import io
 import json
 import os
 import tempfile
@@ -79,6 +80,29 @@ def write_bytes_atomic(path: str, data: bytes) -> str:
 
 def write_text_atomic(path: str, text: str) -> str:
   return write_bytes_atomic(path, text.encode("utf-8"))
+
+
+def write_npz_atomic(path: str, arrays: dict) -> str:
+  """np.savez of `arrays` to `path`, whole or not at all."""
+  buffer = io.BytesIO()
+  np.savez(buffer, **arrays)
+  return write_bytes_atomic(path, buffer.getvalue())
+
+
+def read_npz(path: str) -> dict:
+  """{name: array} of an .npz file.
+
+  Raises:
+    CorruptFileError: the file is damaged (naming it, and that deleting it
+      recomputes it).
+  """
+  try:
+    with np.load(path) as f:
+      return {k: f[k] for k in f.files}
+  except Exception as e:  # zipfile/OSError/ValueError: a damaged file.
+    raise CorruptFileError(
+        f"{path} is damaged ({type(e).__name__}: {e}); delete it to "
+        "recompute that cell") from None
 
 
 def to_jsonable(obj: Any) -> Any:

@@ -27,6 +27,23 @@ def test_damaged_json_is_named(tmp_path):
     provenance.read_json(str(path))
 
 
+def test_npz_cells_roundtrip_whole_and_a_damaged_one_is_named(tmp_path):
+  path = tmp_path / "cells" / "backprop_L3.npz"
+  arrays = {"reconstructions": np.arange(6.0).reshape(2, 3),
+            "left_out": np.array([False, True]), "decoder_source": "d/x"}
+  provenance.write_npz_atomic(str(path), arrays)
+  assert os.listdir(path.parent) == ["backprop_L3.npz"]
+  back = provenance.read_npz(str(path))
+  assert set(back) == set(arrays)
+  np.testing.assert_array_equal(back["reconstructions"],
+                                arrays["reconstructions"])
+  assert str(back["decoder_source"]) == "d/x"
+  path.write_bytes(path.read_bytes()[:40])  # a half-written cell
+  with pytest.raises(provenance.CorruptFileError, match="backprop_L3.npz is "
+                     "damaged.*delete it to recompute that cell"):
+    provenance.read_npz(str(path))
+
+
 def test_fingerprints_see_values_shapes_and_structure():
   a = {"w": np.arange(6, dtype=np.float32)}
   fp = provenance.fingerprint_arrays(a)

@@ -577,22 +577,6 @@ def compute_cell(subject: Subject, method: str, layer: int, config,
           "seconds": np.array(time.perf_counter() - start)}
 
 
-def _save_npz_atomically(path, arrays):
-  tmp = path + ".tmp.npz"
-  np.savez(tmp, **arrays)
-  os.replace(tmp, path)
-
-
-def _load_npz(path):
-  try:
-    with np.load(path) as f:
-      return {k: f[k] for k in f.files}
-  except Exception as e:  # zipfile/OSError/ValueError: a damaged file.
-    raise provenance.CorruptFileError(
-        f"{path} is damaged ({type(e).__name__}: {e}); delete it to "
-        "recompute that cell") from None
-
-
 def network_record(config, subject: Subject) -> dict:
   """What the cells of `subject` are made from (see the module doc)."""
   settings = provenance.to_jsonable(config)
@@ -711,11 +695,11 @@ def run(config, workdir: str) -> dict:
     bar.set_postfix_str(f"{network} {method} L{layer}")
     path = os.path.join(workdir, network, "cells", f"{method}_L{layer}.npz")
     if os.path.exists(path):
-      cells[network][method, layer] = _load_npz(path)
+      cells[network][method, layer] = provenance.read_npz(path)
       continue
     arrays = compute_cell(subjects[network], method, layer, config,
                           settings[network], decoders[network])
-    _save_npz_atomically(path, arrays)
+    provenance.write_npz_atomic(path, arrays)
     cells[network][method, layer] = arrays
     if "not_applicable" not in arrays:
       logging.info("cell %s %s L%d: mxcorr2 %.3f, coherence %.3f", network,

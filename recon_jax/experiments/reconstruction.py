@@ -91,22 +91,6 @@ def select_stimuli(data, num_chirps: int | None, seed: int) -> dict:
   }
 
 
-def _save_npz_atomically(path, **arrays):
-  tmp = path + ".tmp.npz"
-  np.savez(tmp, **arrays)
-  os.replace(tmp, path)
-
-
-def _load_npz(path):
-  try:
-    with np.load(path) as f:
-      return {k: f[k] for k in f.files}
-  except Exception as e:  # zipfile/OSError/ValueError: a damaged file.
-    raise provenance.CorruptFileError(
-        f"{path} is damaged ({type(e).__name__}: {e}); delete it to "
-        "recompute that cell") from None
-
-
 class _Decoders:
   """Trains (or loads) the decoder of each layer once, on demand."""
 
@@ -284,7 +268,7 @@ def run_reconstruction_experiment(config, workdir: str, data, classifier,
     bar.set_postfix_str(f"{method} L{layer}")
     path = os.path.join(workdir, "cells", f"{method}_L{layer}.npz")
     if os.path.exists(path):
-      results[method, layer] = _load_npz(path)
+      results[method, layer] = provenance.read_npz(path)
       continue
     cell_key = jax.random.fold_in(jax.random.fold_in(base_key, layer),
                                   METHODS.index(method))
@@ -305,7 +289,7 @@ def run_reconstruction_experiment(config, workdir: str, data, classifier,
       for measure, values in _measures(stimuli[name], rec, diverged, data,
                                        k_gl, config.griffin_lim_iters).items():
         arrays[f"{name}_{measure}"] = values
-    _save_npz_atomically(path, **arrays)
+    provenance.write_npz_atomic(path, arrays)
     results[method, layer] = arrays
     logging.info("cell %s L%d: phones mxcorr2 %.3f, chirps %.3f", method,
                  layer, np.nanmean(arrays["phones_mxcorr2"]),
