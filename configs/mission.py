@@ -32,7 +32,8 @@ Variants:
            default generated sets, the full-width CNN12 and CNN12 recipes'
            paper settings on them, every analysis on every test clip. Meant
            for a GPU or TPU: see the README for the expected run time.
-  tiny     seconds per stage (tests).
+  tiny     seconds per stage (tests): the stages' tiny configs, the thesis
+           reconstructed from layers 1 and 3, layer importance at block 11.
 """
 import ml_collections
 
@@ -110,6 +111,11 @@ def get_config(variant: str = "default"):
     li.layers = (3, 11)
     li.probe.train.num_epochs = 3
     c.sonification.page.maps_per_layer = 4
+  elif variant == "tiny":
+    # The mission test needs each stage to run, not each layer: the stages'
+    # tiny configs run in full in their own tests.
+    c.thesis.reconstruction.layers = (1, 3)
+    c.sonification.layer_importance.layers = (11,)
   elif variant == "paper":
     # The generated set is 1,000 training clips, not AudioSet's ~1.9M: the
     # paper's global batch of 2048 would be bigger than an epoch.

@@ -78,6 +78,9 @@ def _config(runs, **fields):
   for field in ("supervised", "contrastive", "probe", "finetune"):
     c[field] = runs[field]
   c.data.dir = runs["data"]
+  # One cut of the encoders (tests/test_analysis_layer_importance.py
+  # trains several); the analysis' wiring is what is tested here.
+  c.layer_importance.layers = (11,)
   _set_fields(c, fields)
   c.lock()
   return c
