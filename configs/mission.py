@@ -24,7 +24,7 @@ Commands and FSD50K folders); every other field can be overridden, e.g.
 --config.contrastive.train.num_epochs=40 or --config.stages='(thesis,)'.
 
 Variants:
-  default  a 2-core laptop in about 12 minutes (plus the install): the
+  default  a 2-core laptop in about 10 minutes (plus the install): the
            thesis as configs/thesis_quick.py; 480 event clips of 5 s and a
            small keyword set; CNN12 at an eighth of the paper's widths, one
            seed each, a few epochs; the analyses on the 120 test clips.
