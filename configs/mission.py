@@ -33,7 +33,9 @@ Variants:
            paper settings on them, every analysis on every test clip. Meant
            for a GPU or TPU: see the README for the expected run time.
   tiny     seconds per stage (tests): the stages' tiny configs, the thesis
-           reconstructed from layers 1 and 3, layer importance at block 11.
+           reconstructed from layers 1 and 3 (its leak check at layer 3),
+           layer importance at block 11, the comparison at one layer per
+           network.
 """
 import ml_collections
 
@@ -115,7 +117,10 @@ def get_config(variant: str = "default"):
     # The mission test needs each stage to run, not each layer: the stages'
     # tiny configs run in full in their own tests.
     c.thesis.reconstruction.layers = (1, 3)
+    c.thesis.reconstruction.mangled_check_layer = 3
     c.sonification.layer_importance.layers = (11,)
+    c.comparison.layers.phone_cnn = (3,)
+    c.comparison.layers.cnn12 = (2,)
   elif variant == "paper":
     # The generated set is 1,000 training clips, not AudioSet's ~1.9M: the
     # paper's global batch of 2048 would be bigger than an epoch.
