@@ -3,6 +3,7 @@
 Each case runs an entry point as a user would and checks that it stops
 before doing any work (no corpus made) with one line naming the problem.
 """
+import concurrent.futures
 import os
 import subprocess
 import sys
@@ -32,7 +33,7 @@ def _assert_one_clear_error(proc, pattern):
 THESIS = ["-m", "recon_jax", "--config=configs/thesis_tiny.py"]
 
 
-@pytest.mark.parametrize("flags,pattern", [
+BAD_THESIS_FLAGS = [
     (["--config.reconstruction.layers=(1,17)"], r"layer 17 does not exist"),
     (["--config.reconstruction.methods=('telepathy',)"],
      r"unknown method 'telepathy'"),
@@ -42,12 +43,27 @@ THESIS = ["-m", "recon_jax", "--config=configs/thesis_tiny.py"]
     (["--config.reconstruction.backprop.learning_rate=-1.0"],
      r"learning_rate"),
     (["--config.corpus.timit_dir=/no/such/TIMIT"], r"/no/such/TIMIT"),
-])
-def test_thesis_entry_point_refuses_bad_config_before_any_work(tmp_path, flags,
-                                                               pattern):
-  workdir = tmp_path / "run"
-  proc = _run(THESIS + [f"--workdir={workdir}"] + flags)
-  _assert_one_clear_error(proc, pattern)
+]
+
+
+@pytest.fixture(scope="module")
+def refused(tmp_path_factory):
+  """Every BAD_THESIS_FLAGS case, three processes at a time (each with its
+  own work dir): [(process, work dir)]."""
+  root = tmp_path_factory.mktemp("refused")
+  workdirs = [root / str(i) / "run" for i in range(len(BAD_THESIS_FLAGS))]
+  with concurrent.futures.ThreadPoolExecutor(3) as pool:
+    procs = list(pool.map(
+        lambda case: _run(THESIS + [f"--workdir={case[0]}"] + case[1][0]),
+        zip(workdirs, BAD_THESIS_FLAGS)))
+  return list(zip(procs, workdirs))
+
+
+@pytest.mark.parametrize("case", range(len(BAD_THESIS_FLAGS)),
+                         ids=[p for _, p in BAD_THESIS_FLAGS])
+def test_thesis_entry_point_refuses_bad_config_before_any_work(refused, case):
+  proc, workdir = refused[case]
+  _assert_one_clear_error(proc, BAD_THESIS_FLAGS[case][1])
   assert not (workdir / "corpus").exists()
 
 

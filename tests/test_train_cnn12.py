@@ -1,4 +1,5 @@
 """CNN12 supervised training, probe and fine-tune, configs and entry point."""
+import concurrent.futures
 import json
 import os
 import subprocess
@@ -318,18 +319,20 @@ def test_entry_point_trains_on_a_users_folder_and_csv(tmp_path):
   base = [f"--config={_ROOT}/configs/cnn12_events.py:tiny",
           "--config.data.source=labelled_folder", f"--config.data.dir={clips}",
           "--config.train.num_epochs=1", "--config.train.warmup_epochs=0"]
-  out = _cli(base + [f"--config.data.csv={labels}",
-                     f"--workdir={tmp_path / 'run'}"], tmp_path)
+  no_split = tmp_path / "labels_no_split.csv"
+  with open(no_split, "w", newline="") as f:
+    csv.writer(f).writerows([r[:2] for r in rows])
+  # The run, and beside it (independent work dirs) the CSV missing or its
+  # rows lacking a split: one clear line each.
+  with concurrent.futures.ThreadPoolExecutor(3) as pool:
+    out, missing, unsplit = pool.map(lambda a: _cli(base + a, tmp_path), [
+        [f"--config.data.csv={labels}", f"--workdir={tmp_path / 'run'}"],
+        [f"--workdir={tmp_path / 'run2'}"],
+        [f"--config.data.csv={no_split}", f"--workdir={tmp_path / 'run3'}"]])
   assert out.returncode == 0, out.stderr[-3000:]
   assert "supervised CNN12 on labelled_folder, 14 classes" in out.stdout
   assert "test/mAP" in out.stdout
-  # Without the CSV, or with rows lacking a split: one clear line.
-  out = _cli(base + [f"--workdir={tmp_path / 'run2'}"], tmp_path)
-  assert out.returncode == 1 and "data.csv is empty" in out.stderr
-  with open(labels, "w", newline="") as f:
-    csv.writer(f).writerows([r[:2] for r in rows])
-  out = _cli(base + [f"--config.data.csv={labels}",
-                     f"--workdir={tmp_path / 'run3'}"], tmp_path)
-  assert out.returncode == 1, out.stderr[-2000:]
-  assert "no 'train' clips; give every row a split" in out.stderr
-  assert "Traceback" not in out.stderr
+  assert missing.returncode == 1 and "data.csv is empty" in missing.stderr
+  assert unsplit.returncode == 1, unsplit.stderr[-2000:]
+  assert "no 'train' clips; give every row a split" in unsplit.stderr
+  assert "Traceback" not in unsplit.stderr

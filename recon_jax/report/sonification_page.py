@@ -73,9 +73,9 @@ out_dir, and must name existing files there):
   }
 
 `set_comparison(out_dir, section)` adds (or replaces) the comparison section
-of a written page. `validate_manifest` checks all of this (types, numbering, that every file
-exists with the right kind, WAV durations and rates) and raises
-ManifestError naming the entry at fault. `screenshot_page` photographs a
+of a written page. `validate_manifest` checks all of this (types,
+numbering, that every file exists with the right kind, WAV durations and
+rates) and raises ManifestError naming the entry at fault. `screenshot_page` photographs a
 written page in headless Chromium (Playwright; the package's test extra).
 """
 import html
