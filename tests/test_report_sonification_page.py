@@ -366,6 +366,10 @@ def test_set_comparison_adds_replaces_and_refuses(demo, tmp_path):
   assert '"comparison":null' in open(html_path, encoding="utf-8").read()
   page_lib.set_comparison(str(page), section)
   saved = json.loads((page / "manifest.json").read_text())
+  # The models keep their order (the page opens on the first one).
+  assert list(saved["models"]) == list(manifest["models"]) == [
+      "supervised", "contrastive"]
+  assert '"models":[{"name":"supervised"' in (page / "index.html").read_text()
   assert saved["comparison"]["networks"][1]["figure_png"] == (
       "comparison/figure.png")
   assert saved["models"] == page_lib.validate_manifest(

@@ -462,8 +462,10 @@ def write_page(out_dir: str, manifest: dict) -> str:
       (nothing is written then).
   """
   checked = validate_manifest(out_dir, manifest)
-  provenance.write_json_atomic(os.path.join(out_dir, "manifest.json"),
-                               checked)
+  # Keys in the manifest's order (not sorted): the models' order is the
+  # page's, and set_comparison rewrites the page from this file.
+  provenance.write_text_atomic(os.path.join(out_dir, "manifest.json"),
+                               json.dumps(checked, indent=1) + "\n")
   return provenance.write_text_atomic(os.path.join(out_dir, "index.html"),
                                       page_html(checked))
 
