@@ -31,6 +31,11 @@ setuptools.setup(
         "tensorboardX>=2.6,<3",
         # Progress bars with ETA for every long stage.
         "tqdm>=4.66,<5",
+        # Streaming input for data sets larger than memory (recon_jax.data.
+        # pipeline): Google's deterministic, checkpointable loader for JAX,
+        # and the ArrayRecord shards it reads (recon_jax.data.pack).
+        "grain>=0.2.12,<0.3",
+        "array-record>=0.7,<0.9",
     ],
     extras_require={
         # References the tests compare with (torch: the paper's own framework,

@@ -21,6 +21,7 @@ import hashlib
 import io
 import json
 import os
+import sys
 import tempfile
 from typing import Any
 
@@ -215,9 +216,32 @@ def check_or_write_record(path: str, record: dict, what: str,
   """Checks `record` against the one saved at `path`, or saves it first.
 
   Compare first, write only when absent (atomically): a mismatch never
-  overwrites what describes the saved results.
+  overwrites what describes the saved results. On several JAX processes
+  every one compares (so all raise alike), process 0 alone writes, and the
+  others wait for it (the work dir is shared).
   """
   record = to_jsonable(record)
-  if not check_record(path, record, what, remedy):
+  if not check_record(path, record, what, remedy) and process_index() == 0:
     write_json_atomic(path, record)
+  sync_processes(f"record {path}")
   return record
+
+
+def _jax():
+  """JAX if this program already imported it (a multi-process run has),
+  else None: the data generators never pay for importing it."""
+  return sys.modules.get("jax")
+
+
+def process_index() -> int:
+  """This JAX process's index (0 without JAX or on one process)."""
+  jax = _jax()
+  return 0 if jax is None else jax.process_index()
+
+
+def sync_processes(name: str) -> None:
+  """Waits until every JAX process reaches this point (no-op on one)."""
+  jax = _jax()
+  if jax is not None and jax.process_count() > 1:
+    from jax.experimental import multihost_utils  # pylint: disable=g-import-not-at-top
+    multihost_utils.sync_global_devices(name)

@@ -20,7 +20,6 @@ evaluated at (whole clips; lengths rounded up to a multiple of `multiple`
 and to CNN12's receptive field by tiling, so real data of many lengths
 compiles a few shapes; every generated clip has one length).
 """
-import dataclasses
 import os
 
 import ml_collections
@@ -28,141 +27,16 @@ import numpy as np
 
 from recon_jax.data import audio_folder
 from recon_jax.data import audio_io
+from recon_jax.data.clips import ClipStore  # noqa: F401  (re-exported)
+from recon_jax.data.clips import EpochBatches  # noqa: F401
+from recon_jax.data.clips import clip_store  # noqa: F401
+from recon_jax.data.clips import eval_groups  # noqa: F401
+from recon_jax.data.clips import eval_inputs  # noqa: F401
+from recon_jax.data.clips import eval_length  # noqa: F401
+from recon_jax.data.clips import train_window  # noqa: F401
 from recon_jax.data import events
 from recon_jax.data import keywords
 from recon_jax.models import cnn12
-
-
-@dataclasses.dataclass(frozen=True)
-class ClipStore:
-  """One split's clips, flat.
-
-  flat: float32 (sum of lengths,), the clips one after another.
-  offsets: int64 (N,) start of each clip in `flat`.
-  lengths: int64 (N,) samples of each clip.
-  labels: int32 (N,) class ids, or float32 (N, C) multi-hot.
-  num_classes: C.
-  """
-  flat: np.ndarray
-  offsets: np.ndarray
-  lengths: np.ndarray
-  labels: np.ndarray
-  num_classes: int
-
-  def __len__(self):
-    return len(self.lengths)
-
-  @property
-  def multilabel(self) -> bool:
-    return self.labels.ndim == 2
-
-  @property
-  def max_length(self) -> int:
-    return int(self.lengths.max()) if len(self) else 0
-
-  def clip(self, i) -> np.ndarray:
-    return self.flat[self.offsets[i]:self.offsets[i] + self.lengths[i]]
-
-  def windows(self, indices, window: int, starts=None) -> tuple:
-    """(float32 (B, window) zero-padded, int32 (B,) valid lengths) of the
-    clips `indices`, each from `starts` (default 0), at most `window` long."""
-    indices = np.asarray(indices)
-    starts = np.zeros(len(indices), np.int64) if starts is None else starts
-    out = np.zeros((len(indices), window), np.float32)
-    valid = np.minimum(self.lengths[indices] - starts, window).astype(np.int32)
-    for row, (i, s, n) in enumerate(zip(indices, starts, valid)):
-      o = self.offsets[i] + s
-      out[row, :n] = self.flat[o:o + n]
-    return out, valid
-
-
-def clip_store(data, split: str) -> ClipStore:
-  """The ClipStore of `split` ("train", "validation", "test") of a
-  KeywordData (multi-class) or EventData (multi-label) set."""
-  part = data.split(split)
-  num_classes = len(data.class_names)
-  if isinstance(part, audio_folder.KeywordSplit):
-    waves = np.asarray(part.waveforms, np.float32)
-    n, length = waves.shape
-    return ClipStore(flat=waves.reshape(-1),
-                     offsets=np.arange(n, dtype=np.int64) * length,
-                     lengths=np.full(n, length, np.int64),
-                     labels=np.asarray(part.labels, np.int32),
-                     num_classes=num_classes)
-  if isinstance(part, audio_folder.EventSplit):
-    lengths = np.asarray(part.lengths, np.int64)
-    offsets = np.concatenate([[0], np.cumsum(lengths)[:-1]]).astype(np.int64)
-    flat = (np.concatenate([np.asarray(c, np.float32) for c in part.clips])
-            if len(lengths) else np.zeros(0, np.float32))
-    return ClipStore(flat=flat, offsets=offsets, lengths=lengths,
-                     labels=np.asarray(part.labels, np.float32),
-                     num_classes=num_classes)
-  raise ValueError(f"split {split!r} is a {type(part).__name__}; want a "
-                   "KeywordSplit or EventSplit (recon_jax.data.audio_folder)")
-
-
-class EpochBatches:
-  """One epoch of batches of a ClipStore (module doc), built lazily.
-
-  Deterministic in (seed, epoch): every host of a multi-host run builds the
-  same global batches.
-  """
-
-  def __init__(self, store: ClipStore, batch_size: int, seed: int, epoch: int,
-               window: int):
-    if batch_size < 1 or window < 1:
-      raise ValueError(f"batch_size={batch_size} and window={window} must be "
-                       ">= 1")
-    if len(store) < batch_size:
-      raise ValueError(f"{len(store)} training clips are fewer than one batch "
-                       f"of {batch_size}: the epoch would have no batch; "
-                       "lower the batch size")
-    self.store, self.batch_size, self.window = store, batch_size, window
-    rng = np.random.default_rng([seed, epoch])
-    self.order = rng.permutation(len(store))
-    # One uniform draw per clip places the window inside longer clips.
-    u = np.random.default_rng([seed, epoch, 1]).random(len(store))
-    slack = np.maximum(store.lengths - window, 0)
-    self.starts = np.floor(u * (slack + 1)).astype(np.int64)
-
-  def __len__(self):
-    return len(self.store) // self.batch_size
-
-  def __getitem__(self, i):
-    if not 0 <= i < len(self):
-      raise IndexError(i)
-    idx = self.order[i * self.batch_size:(i + 1) * self.batch_size]
-    waves, lengths = self.store.windows(idx, self.window, self.starts[idx])
-    return {"waveforms": waves, "lengths": lengths,
-            "labels": self.store.labels[idx]}
-
-
-def train_window(store: ClipStore, need: int, max_samples: int) -> int:
-  """The batch length: the longest clip, but at least `need` (the crop or
-  the span the contrastive views need) and at most max(need, max_samples)."""
-  return int(max(need, min(store.max_length, max_samples)))
-
-
-def eval_length(length: int, multiple: int) -> int:
-  """A clip's evaluation length: rounded up to `multiple`, at least CNN12's
-  receptive field (the extra samples tile the clip)."""
-  rounded = -(-int(length) // multiple) * multiple
-  return max(rounded, cnn12.MIN_INPUT_LENGTH)
-
-
-def eval_groups(store: ClipStore, multiple: int) -> list:
-  """[(length, clip indices)] of clips evaluated at each length, sorted."""
-  lengths = np.array([eval_length(n, multiple) for n in store.lengths])
-  return [(int(n), np.flatnonzero(lengths == n)) for n in np.unique(lengths)]
-
-
-def eval_inputs(store: ClipStore, indices, length: int) -> np.ndarray:
-  """float32 (len(indices), length): each clip from its start, tiled to
-  `length` (as augment.tile_to_length; a no-op for clips of that length)."""
-  waves, valid = store.windows(indices, length)
-  for row in np.flatnonzero(valid < length):
-    waves[row] = waves[row, np.arange(length) % valid[row]]
-  return waves
 
 
 # --- Where the data comes from (config.data) ---------------------------------

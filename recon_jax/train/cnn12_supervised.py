@@ -396,7 +396,7 @@ def write_initial_state(workdir: str, params, optimizer, mesh) -> None:
       opt_state=_replicated(jax.jit(optimizer.init)(params), mesh))
   with loop.checkpoint_manager(os.path.join(workdir, loop.CHECKPOINTS), 1,
                                clean_up_unfinished=True) as manager:
-    manager.save(0, args=ocp.args.StandardSave(state))
+    manager.save(0, args=loop.save_args(state))
     manager.wait_until_finished()
 
 

@@ -10,12 +10,17 @@ the epoch) and the loss's PRNG key is fold_in(key(seed), s), so a run
 resumed from a checkpoint at step s ends with exactly the parameters of an
 uninterrupted run on the same device count.
 
-Multi-host: every host computes the same global batch indices, keeps its
-own slice of rows, and the global array is assembled with
-`jax.make_array_from_process_local_data`; only process 0 writes metrics.
+Multi-host: every host computes the same global batch indices. A batch
+sequence marked `process_local` (recon_jax.data.clips.EpochBatches with the
+rows of `process_rows`) hands each host only its own rows, read from its own
+storage, and the global array is assembled with
+`jax.make_array_from_process_local_data`; any other sequence gives every
+host the whole global batch and each keeps its rows (`shard_batch`). Only
+process 0 writes metrics and records; orbax writes each checkpoint once.
 
 Work directory: workdir/checkpoints (orbax; the newest `keep_checkpoints`
-plus every multiple of `keep_period`), workdir/made_by.json (the run
+plus every multiple of `keep_period`; each step holds the item "state" and
+the item "data", the input iterator's position), workdir/made_by.json (the run
 record, compared before anything is restored), metrics.jsonl and a
 TensorBoard event file. `list_checkpoint_steps` and `restore_params_at`
 read the kept series back, e.g. to follow the features through training.
@@ -43,6 +48,8 @@ from recon_jax.train import metric_writers
 
 DATA_AXIS = "data"
 CHECKPOINTS = "checkpoints"  # the subfolder of a workdir holding them
+STATE_ITEM = "state"  # a checkpoint's TrainState
+DATA_ITEM = "data"  # a checkpoint's input position (JSON)
 
 
 def _not_orbax_chatter(record) -> bool:
@@ -151,6 +158,36 @@ def shard_batch(batch: dict, mesh: jax.sharding.Mesh) -> dict:
   return jax.tree.map(put, batch)
 
 
+def process_rows(mesh: jax.sharding.Mesh, batch_size: int) -> tuple[int, int]:
+  """(start, stop): the rows of a global batch of `batch_size` that this
+  process's devices hold under a batch sharded over 'data' (its devices are
+  contiguous along the mesh axis, as in every mesh `make_mesh` builds)."""
+  sharding = jax.sharding.NamedSharding(mesh,
+                                        jax.sharding.PartitionSpec(DATA_AXIS))
+  if batch_size % mesh.devices.size:
+    raise ValueError(f"global batch of {batch_size} does not split over "
+                     f"{mesh.devices.size} devices; choose a batch size "
+                     "divisible by it")
+  index = sharding.addressable_devices_indices_map((batch_size,))
+  spans = sorted((s[0].start or 0, s[0].stop or batch_size)
+                 for s in index.values())
+  start, stop = spans[0][0], spans[-1][1]
+  if sum(b - a for a, b in set(spans)) != stop - start:
+    raise ValueError("this process's devices do not hold one contiguous "
+                     "block of the batch; build the mesh with make_mesh()")
+  return start, stop
+
+
+def shard_process_batch(batch: dict, mesh: jax.sharding.Mesh) -> dict:
+  """Global arrays from this process's rows of the global batch (the rows
+  of `process_rows`), sharded over 'data'."""
+  sharding = jax.sharding.NamedSharding(mesh,
+                                        jax.sharding.PartitionSpec(DATA_AXIS))
+  return jax.tree.map(
+      lambda x: jax.make_array_from_process_local_data(sharding,
+                                                       np.asarray(x)), batch)
+
+
 def checkpoint_manager(directory: str, keep: int,
                        keep_period: int | None = None, *,
                        clean_up_unfinished: bool = False
@@ -183,15 +220,37 @@ def restore_latest(manager: ocp.CheckpointManager, target):
 
   Returns None when there is none.
   """
+  restored = restore_latest_with_data(manager, target)
+  return None if restored is None else restored[0]
+
+
+def restore_latest_with_data(manager: ocp.CheckpointManager, target):
+  """(state, data position or None) of the newest checkpoint, the state on
+  `target`'s structure and shardings; None when there is no checkpoint."""
   step = manager.latest_step()
   if step is None:
     return None
   abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, target)
+  has_data = os.path.isdir(os.path.join(manager.directory, str(step),
+                                        DATA_ITEM))
+  items = {STATE_ITEM: ocp.args.StandardRestore(abstract)}
+  if has_data:
+    items[DATA_ITEM] = ocp.args.JsonRestore()
   try:
-    return manager.restore(step, args=ocp.args.StandardRestore(abstract))
+    restored = manager.restore(step, args=ocp.args.Composite(**items))
   except (ValueError, KeyError, TypeError) as e:
     raise ValueError(f"checkpoint {manager.directory}/{step} does not match "
                      f"this model/optimiser: {e}") from e
+  return restored[STATE_ITEM], (restored[DATA_ITEM] if has_data else None)
+
+
+def save_args(state, data_position: dict | None = None):
+  """orbax save args of a checkpoint: the TrainState and, when given, the
+  input position (JSON)."""
+  items = {STATE_ITEM: ocp.args.StandardSave(state)}
+  if data_position is not None:
+    items[DATA_ITEM] = ocp.args.JsonSave(data_position)
+  return ocp.args.Composite(**items)
 
 
 def list_checkpoint_steps(workdir: str) -> list[int]:
@@ -241,9 +300,11 @@ def restore_params_at(workdir: str, step: int, target=None):
                             f"{CHECKPOINTS}; kept steps: {steps}")
   directory = os.path.join(os.path.abspath(workdir), CHECKPOINTS)
   with ocp.CheckpointManager(
-      directory, item_handlers=ocp.PyTreeCheckpointHandler(),
+      directory, item_names=(STATE_ITEM,),
+      item_handlers={STATE_ITEM: ocp.PyTreeCheckpointHandler()},
       options=ocp.CheckpointManagerOptions(create=False)) as manager:
     saved = manager.item_metadata(step)
+    saved = None if saved is None else saved.get(STATE_ITEM)
     if saved is None or "params" not in saved:
       raise ValueError(f"{directory}/{step} is not a checkpoint written by "
                        "recon_jax.train.fit (no 'params')")
@@ -265,9 +326,10 @@ def restore_params_at(workdir: str, step: int, target=None):
                           else ""))
     as_numpy = jax.tree.map(
         lambda _: ocp.RestoreArgs(restore_type=np.ndarray), saved)
-    params = manager.restore(step, args=ocp.args.PyTreeRestore(
-        item={"params": saved}, restore_args={"params": as_numpy},
-        partial_restore=True))["params"]
+    params = manager.restore(step, args=ocp.args.Composite(**{
+        STATE_ITEM: ocp.args.PyTreeRestore(
+            item={"params": saved}, restore_args={"params": as_numpy},
+            partial_restore=True)}))[STATE_ITEM]["params"]
   if target is None:
     return params
   by_path = _leaves_by_path(params)
@@ -458,9 +520,10 @@ def fit(*,
   state = init_train_state(init_fn, optimizer, init_key, mesh)
   manager = checkpoint_manager(ckpt_dir, keep_checkpoints, keep_period,
                                clean_up_unfinished=True)
-  restored = restore_latest(manager, state)
+  restored = restore_latest_with_data(manager, state)
+  saved_position = None
   if restored is not None:
-    state = restored
+    state, saved_position = restored
     logging.info("Resumed from %s at step %d", manager.directory,
                  int(state.step))
 
@@ -478,6 +541,15 @@ def fit(*,
                   mininterval=1.0 if sys.stderr.isatty() else 60.0)
   epoch, offset = (_epoch_and_offset(epoch_batches, step)
                    if step < num_steps else (0, 0))
+  if saved_position is not None and step < num_steps and (
+      saved_position.get("step"), saved_position.get("epoch"),
+      saved_position.get("next_index")) != (step, epoch, offset):
+    raise ValueError(
+        f"checkpoint {manager.directory}/{step} stopped its input at epoch "
+        f"{saved_position.get('epoch')}, batch "
+        f"{saved_position.get('next_index')}, but step {step} of this run's "
+        f"batches falls at epoch {epoch}, batch {offset}: the data or the "
+        "batch size changed; use a new workdir")
   all_finite = jnp.array(True)
   last_checked = step
   pending = []  # device metrics since the last log line
@@ -496,11 +568,11 @@ def fit(*,
           f"could not write checkpoint step {save_step} to {ckpt_dir}: "
           f"{reason}; {_last_good(ckpt_dir)}") from None
 
-  def save(save_step):
+  def save(save_step, position):
     nonlocal pending_save
     finish_save()
     try:
-      manager.save(save_step, args=ocp.args.StandardSave(state))
+      manager.save(save_step, args=save_args(state, position))
     except Exception as e:  # pylint: disable=broad-except
       if (reason := _write_failure(e)) is None:
         raise
@@ -529,11 +601,12 @@ def fit(*,
   try:
     while step < num_steps:
       batches = epoch_batches(epoch)
+      shard = (shard_process_batch if getattr(batches, "process_local", False)
+               else shard_batch)
       for index in range(offset, len(batches)):
         if step >= num_steps:
           break
-        state, metrics, finite = train_step(state, shard_batch(batches[index],
-                                                               mesh))
+        state, metrics, finite = train_step(state, shard(batches[index], mesh))
         all_finite = all_finite & finite
         pending.append(metrics)
         step += 1
@@ -557,7 +630,12 @@ def fit(*,
         if (step % checkpoint_every == 0 or is_last or
             (keep_period and step % keep_period == 0)):
           check_finite_or_raise(step)
-          save(step)
+          next_epoch, next_index = ((epoch, index + 1)
+                                    if index + 1 < len(batches)
+                                    else (epoch + 1, 0))
+          save(step, {"step": step, "epoch": next_epoch,
+                      "next_index": next_index,
+                      "batches_per_epoch": len(batches)})
       epoch, offset = epoch + 1, 0
     finish_save()
   finally:
