@@ -17,6 +17,7 @@ from absl import flags
 from ml_collections import config_flags
 
 from recon_jax.experiments import cli
+from recon_jax import provenance
 from recon_jax.experiments import registry
 
 _CONFIG = config_flags.DEFINE_config_file(
@@ -61,6 +62,7 @@ def main(argv):
     raise ValueError(f"unexpected arguments: {' '.join(argv[1:])}")
   config = _loaded_config()
   experiment = registry.experiment_of(config)
+  registry.check_processes(experiment, provenance.process_count())
   result = experiment.driver()(registry.without_experiment(config),
                                _WORKDIR.value)
   for line in (result or {}).get("lines", ()):

@@ -239,6 +239,12 @@ def process_index() -> int:
   return 0 if jax is None else jax.process_index()
 
 
+def process_count() -> int:
+  """How many JAX processes run this program (1 without JAX)."""
+  jax = _jax()
+  return 1 if jax is None else jax.process_count()
+
+
 def sync_processes(name: str) -> None:
   """Waits until every JAX process reaches this point (no-op on one)."""
   jax = _jax()

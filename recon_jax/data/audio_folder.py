@@ -44,6 +44,7 @@ import numpy as np
 
 from recon_jax import provenance
 from recon_jax.data import audio_io
+from recon_jax.data import listing
 from recon_jax.data.audio_io import AudioError
 from recon_jax.data.features import default_cache_dir
 
@@ -514,6 +515,37 @@ _SPLIT_NAMES = {"train": "train", "val": "validation",
                 "validation": "validation", "test": "test", "eval": "test"}
 
 
+def _fsd50k_entries(root):
+  """(class_names, mids, {split: [(path, fname, multi_hot, where)]}, label
+  files) of an FSD50K-layout folder (load_fsd50k's layout)."""
+  if not os.path.isdir(root):
+    raise FileNotFoundError(f"{root}: FSD50K directory not found")
+  audio_io.check_not_partial(root)
+  gt = os.path.join(root, "FSD50K.ground_truth")
+  vocab, dev_csv, eval_csv = (os.path.join(gt, n) for n in (
+      "vocabulary.csv", "dev.csv", "eval.csv"))
+  class_names, mids = read_vocabulary(vocab)
+  index = {k: i for i, k in enumerate(class_names)}
+  entries = {"train": [], "validation": [], "test": []}
+  for csv_path, audio_dir, fixed in (
+      (dev_csv, os.path.join(root, "FSD50K.dev_audio"), None),
+      (eval_csv, os.path.join(root, "FSD50K.eval_audio"), "test")):
+    required = ("fname", "labels") + (("split",) if fixed is None else ())
+    for n, row in read_label_csv(csv_path, required):
+      where = f"{csv_path}, row {n}"
+      if fixed is None:
+        split = row["split"]
+        if split not in ("train", "val"):
+          raise ValueError(f"{where}: split {split!r}; want 'train' or 'val'")
+        split = _SPLIT_NAMES[split]
+      else:
+        split = fixed
+      entries[split].append((_resolve(audio_dir, row["fname"], where),
+                             row["fname"],
+                             _multi_hot(row["labels"], index, where), where))
+  return class_names, mids, entries, [vocab, dev_csv, eval_csv]
+
+
 def load_fsd50k(root, *, sample_rate=8000, peak="always",
                 min_samples=audio_io.CNN12_RECEPTIVE_FIELD,
                 require_all_classes=True, cache=True,
@@ -544,66 +576,16 @@ def load_fsd50k(root, *, sample_rate=8000, peak="always",
   """
   settings = _settings("fsd50k", sample_rate, peak, min_samples,
                        require_all_classes=bool(require_all_classes))
-  if not os.path.isdir(root):
-    raise FileNotFoundError(f"{root}: FSD50K directory not found")
-  audio_io.check_not_partial(root)
-  gt = os.path.join(root, "FSD50K.ground_truth")
-  vocab, dev_csv, eval_csv = (os.path.join(gt, n) for n in (
-      "vocabulary.csv", "dev.csv", "eval.csv"))
-  class_names, mids = read_vocabulary(vocab)
-  index = {k: i for i, k in enumerate(class_names)}
-  entries = {"train": [], "validation": [], "test": []}
-  for csv_path, audio_dir, fixed in (
-      (dev_csv, os.path.join(root, "FSD50K.dev_audio"), None),
-      (eval_csv, os.path.join(root, "FSD50K.eval_audio"), "test")):
-    required = ("fname", "labels") + (("split",) if fixed is None else ())
-    for n, row in read_label_csv(csv_path, required):
-      where = f"{csv_path}, row {n}"
-      if fixed is None:
-        split = row["split"]
-        if split not in ("train", "val"):
-          raise ValueError(f"{where}: split {split!r}; want 'train' or 'val'")
-        split = _SPLIT_NAMES[split]
-      else:
-        split = fixed
-      entries[split].append((_resolve(audio_dir, row["fname"], where),
-                             row["fname"],
-                             _multi_hot(row["labels"], index, where), where))
+  class_names, mids, entries, label_files = _fsd50k_entries(root)
   settings["class_names"] = list(class_names)
-  settings["_label_files"] = [vocab, dev_csv, eval_csv]
+  settings["_label_files"] = label_files
   return _load_event_splits(entries, class_names, mids, settings, root,
                             "fsd50k", require_all_classes, cache, cache_dir)
 
 
-def load_labelled_folder(audio_dir, csv_path, *, vocabulary=None,
-                         sample_rate=8000, peak="always",
-                         min_samples=audio_io.CNN12_RECEPTIVE_FIELD,
-                         require_all_classes=True, cache=True,
-                         cache_dir=None) -> EventData:
-  """Reads a user's folder of clips labelled by a CSV (FSD50K's format).
-
-  The CSV has a header with columns fname and labels (comma-separated label
-  names, quoted when more than one: `clip7,"Dog,Bark"`), and optionally
-  split (train/val/validation/test/eval; val -> "validation", eval ->
-  "test"). A row's audio is audio_dir/fname, or fname + .wav / .flac.
-
-  Args:
-    audio_dir: the folder of clips (WAV, FLAC; any rate, mono or not).
-    csv_path: the label CSV.
-    vocabulary: the classes: a vocabulary.csv path (index,label[,mid]), a
-      sequence of names, or None for the sorted labels found in the CSV.
-    sample_rate, peak, min_samples, require_all_classes, cache, cache_dir:
-      as load_fsd50k.
-
-  Returns:
-    EventData with the CSV's splits, or one split "all" when it has no split
-    column.
-
-  Raises:
-    As load_fsd50k.
-  """
-  settings = _settings("labelled_folder", sample_rate, peak, min_samples,
-                       require_all_classes=bool(require_all_classes))
+def _labelled_folder_entries(audio_dir, csv_path, vocabulary):
+  """(class_names, mids, {split: [(path, fname, multi_hot, where)]}, label
+  files) of a labelled folder (load_labelled_folder's arguments)."""
   if not os.path.isdir(audio_dir):
     raise FileNotFoundError(f"{audio_dir}: audio folder not found")
   rows = read_label_csv(csv_path)
@@ -641,8 +623,87 @@ def load_labelled_folder(audio_dir, csv_path, *, vocabulary=None,
          _multi_hot(row["labels"], index, where), where))
   if not entries:
     raise ValueError(f"{csv_path}: no rows")
+  return class_names, mids, entries, label_files
+
+
+def load_labelled_folder(audio_dir, csv_path, *, vocabulary=None,
+                         sample_rate=8000, peak="always",
+                         min_samples=audio_io.CNN12_RECEPTIVE_FIELD,
+                         require_all_classes=True, cache=True,
+                         cache_dir=None) -> EventData:
+  """Reads a user's folder of clips labelled by a CSV (FSD50K's format).
+
+  The CSV has a header with columns fname and labels (comma-separated label
+  names, quoted when more than one: `clip7,"Dog,Bark"`), and optionally
+  split (train/val/validation/test/eval; val -> "validation", eval ->
+  "test"). A row's audio is audio_dir/fname, or fname + .wav / .flac.
+
+  Args:
+    audio_dir: the folder of clips (WAV, FLAC; any rate, mono or not).
+    csv_path: the label CSV.
+    vocabulary: the classes: a vocabulary.csv path (index,label[,mid]), a
+      sequence of names, or None for the sorted labels found in the CSV.
+    sample_rate, peak, min_samples, require_all_classes, cache, cache_dir:
+      as load_fsd50k.
+
+  Returns:
+    EventData with the CSV's splits, or one split "all" when it has no split
+    column.
+
+  Raises:
+    As load_fsd50k.
+  """
+  settings = _settings("labelled_folder", sample_rate, peak, min_samples,
+                       require_all_classes=bool(require_all_classes))
+  class_names, mids, entries, label_files = _labelled_folder_entries(
+      audio_dir, csv_path, vocabulary)
   settings["class_names"] = list(class_names)
   settings["_label_files"] = label_files
   return _load_event_splits(entries, class_names, mids, settings, audio_dir,
                             "labelled_folder", require_all_classes, cache,
                             cache_dir)
+
+
+# --- Listings (no audio read), what recon_jax.data.pack packs ----------------
+
+
+def _event_listing(kind, class_names, entries, settings) -> listing.Listing:
+  return listing.Listing(
+      kind=kind, class_names=tuple(class_names), multilabel=True,
+      splits={s: tuple(listing.ClipEntry(
+          path=p, name=f, labels=tuple(int(i) for i in np.flatnonzero(y)))
+                       for p, f, y, _ in items)
+              for s, items in entries.items()},
+      settings=settings)
+
+
+def speech_commands_listing(root, words=None) -> listing.Listing:
+  """The clips of a Speech Commands folder (list_speech_commands) as a
+  Listing; clip names are paths relative to root."""
+  names, splits, _ = list_speech_commands(root, words)
+  return listing.Listing(
+      kind="speech_commands", class_names=tuple(names), multilabel=False,
+      splits={s: tuple(listing.ClipEntry(os.path.join(root, rel), rel, (k,))
+                       for rel, k in items) for s, items in splits.items()},
+      settings={"words": None if words is None else list(words)})
+
+
+def fsd50k_listing(root) -> listing.Listing:
+  """The clips of an FSD50K-layout folder (load_fsd50k's) as a Listing."""
+  class_names, _, entries, _ = _fsd50k_entries(root)
+  return _event_listing("fsd50k", class_names, entries, {})
+
+
+def labelled_folder_listing(audio_dir, csv_path,
+                            vocabulary=None) -> listing.Listing:
+  """A user's labelled folder (load_labelled_folder's arguments) as a
+  Listing; its CSV must give every row a split."""
+  class_names, _, entries, _ = _labelled_folder_entries(audio_dir, csv_path,
+                                                        vocabulary)
+  if "all" in entries:
+    raise ValueError(f"{csv_path}: no split column; give every row a split "
+                     "(train, validation or test)")
+  result = _event_listing("labelled_folder", class_names, entries,
+                          {"csv": os.path.abspath(csv_path)})
+  listing.check_disjoint(result)
+  return result

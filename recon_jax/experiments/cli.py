@@ -60,14 +60,36 @@ def guarded(main):
 
 
 def initialize_distributed():
-  """jax.distributed.initialize() when launched on every host of a slice.
+  """jax.distributed.initialize() when this is one of several processes.
 
   launch_tpu.sh sets RECON_JAX_DISTRIBUTED=1; on a Cloud TPU VM JAX then
-  finds its peers by itself. A single machine needs nothing.
+  finds its peers by itself. Elsewhere (CPU or GPU hosts, tests) set
+  RECON_JAX_COORDINATOR=host:port, RECON_JAX_NUM_PROCESSES and
+  RECON_JAX_PROCESS_ID on every process; CPU collectives then run over
+  Gloo. RECON_JAX_HEARTBEAT_SECONDS bounds how long the others wait for a
+  process that died (JAX's default: 100 s). A single machine needs nothing.
   """
-  if os.environ.get("RECON_JAX_DISTRIBUTED") == "1":
-    import jax  # Lazy: only multi-host runs pay for it here.
-    jax.distributed.initialize()
+  env = os.environ
+  if env.get("RECON_JAX_DISTRIBUTED") != "1" and not env.get(
+      "RECON_JAX_COORDINATOR"):
+    return
+  import jax  # Lazy: only multi-process runs pay for it here.
+  kwargs = {}
+  if env.get("RECON_JAX_HEARTBEAT_SECONDS"):
+    kwargs["heartbeat_timeout_seconds"] = int(
+        env["RECON_JAX_HEARTBEAT_SECONDS"])
+  if env.get("RECON_JAX_COORDINATOR"):
+    try:
+      kwargs.update(coordinator_address=env["RECON_JAX_COORDINATOR"],
+                    num_processes=int(env["RECON_JAX_NUM_PROCESSES"]),
+                    process_id=int(env["RECON_JAX_PROCESS_ID"]))
+    except (KeyError, ValueError) as e:
+      raise ValueError("RECON_JAX_COORDINATOR is set: set "
+                       "RECON_JAX_NUM_PROCESSES and RECON_JAX_PROCESS_ID to "
+                       f"integers too ({e})") from None
+    if env.get("JAX_PLATFORMS", "") == "cpu":
+      jax.config.update("jax_cpu_collectives_implementation", "gloo")
+  jax.distributed.initialize(**kwargs)
 
 
 def parse_flags(argv):

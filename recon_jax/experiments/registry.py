@@ -25,6 +25,9 @@ class Experiment:
   what: str  # One line for --help.
   configs: tuple[str, ...]  # Config files (under configs/) that run it.
   analyses: tuple[str, ...] = ()  # Sonification analyses: which to run.
+  # Runs on several JAX processes (each reads its own rows, process 0
+  # writes); any other experiment refuses to start on more than one.
+  multihost: bool = False
 
   def driver(self):
     """driver(config, workdir) -> dict with "lines" to print."""
@@ -65,7 +68,11 @@ EXPERIMENTS = {e.name: e for e in (
                "train CNN12: supervised, SimCLR, linear probe or fine-tune "
                "(SPEC B1, B2)",
                ("cnn12_keywords.py", "cnn12_events.py", "cnn12_simclr.py",
-                "cnn12_probe.py", "cnn12_finetune.py")),
+                "cnn12_probe.py", "cnn12_finetune.py"), multihost=True),
+    Experiment("pack", "pack", "run",
+               "pack any CNN12 data source into sharded ArrayRecord files "
+               "that training streams per host", ("pack.py",
+                                                  "pack.py:tiny")),
     Experiment("sonification", "sonification", "run_analyses",
                "every sonification analysis below and the offline page "
                "(SPEC B3, B4)", ("sonification.py", "sonification.py:tiny")),
@@ -102,6 +109,18 @@ def experiment_of(config) -> Experiment:
     raise ValueError(f"unknown experiment {name!r} (config.{FIELD}); have "
                      f"{names}")
   return EXPERIMENTS[name]
+
+
+def check_processes(experiment: Experiment, process_count: int) -> None:
+  """Refuses, before any work, an experiment that runs on one process
+  when this program is one of several JAX processes."""
+  if process_count > 1 and not experiment.multihost:
+    several = ", ".join(e.name for e in EXPERIMENTS.values() if e.multihost)
+    raise ValueError(
+        f"experiment {experiment.name!r} runs on one process, but this run "
+        f"has {process_count} JAX processes (a multi-host launch); run it on "
+        f"one host without RECON_JAX_DISTRIBUTED / RECON_JAX_COORDINATOR. "
+        f"Multi-host experiments: {several}")
 
 
 def without_experiment(config) -> ml_collections.ConfigDict:

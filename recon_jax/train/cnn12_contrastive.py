@@ -341,9 +341,8 @@ def contrastive_setup(config, workdir: str, data, seed: int, *,
   window = cnn12_data.train_window(
       train_store, 1, int(round(config.data.max_window_seconds * SAMPLE_RATE)))
 
-  def epoch_batches(epoch):
-    return cnn12_data.EpochBatches(train_store, t.batch_size, seed, epoch,
-                                   window)
+  epoch_batches = cnn12_data.train_batches(train_store, t.batch_size, seed,
+                                           window, mesh, config.data)
 
   steps_per_epoch = len(epoch_batches(0))
   num_steps = t.num_epochs * steps_per_epoch

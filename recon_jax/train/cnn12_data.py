@@ -1,32 +1,24 @@
-"""Clips for CNN12 training: a split's clips -> fixed-shape epoch batches.
+"""Where CNN12's clips come from: the `data` block of a CNN12 config.
 
-A `ClipStore` holds one split of a KeywordData or EventData set as one flat
-float32 array with offsets (clips of any length, no padding kept in memory)
-and its labels: int (N,) class ids (keywords, multi-class) or float (N, C)
-multi-hot (events, multi-label).
-
-`EpochBatches(store, batch_size, seed, epoch, window)` is the sequence `fit`
-wants for one epoch: a permutation drawn from (seed, epoch), the last
-partial batch dropped, and batch i = {"waveforms": float32 (B, window),
-"lengths": int32 (B,), "labels": ...} built lazily. A clip longer than
-`window` contributes `window` samples from a start drawn uniformly from
-(seed, epoch, clip); a shorter one is zero-padded and its `lengths` entry
-says how much is real, so that the jitted step's random crop tiles it (see
-recon_jax.data.augment). Nothing else is random on the host: crops,
-augmentation and mixup are drawn inside the step from its key.
-
-`eval_groups(store, multiple)` groups clips by the length they are
-evaluated at (whole clips; lengths rounded up to a multiple of `multiple`
-and to CNN12's receptive field by tiling, so real data of many lengths
-compiles a few shapes; every generated clip has one length).
+`load_data(config.data, workdir)` returns the training data of any source:
+the offline generators' sets (made first when absent), a Speech Commands,
+FSD50K or AudioSet folder, a user's labelled folder, TFDS, or a folder packed
+by recon_jax.data.pack. Small sets are read into memory
+(recon_jax.data.clips.ClipStore); a set whose samples exceed
+`in_memory_limit_gb` is packed into sharded ArrayRecord files (once, under
+<workdir>/data/packed/) and streamed per host by recon_jax.data.pipeline.
+AudioSet is always read through a pack. The clip stores and epoch batches
+are in recon_jax.data.clips (re-exported here).
 """
 import os
 
 import ml_collections
-import numpy as np
 
+from recon_jax import provenance
 from recon_jax.data import audio_folder
 from recon_jax.data import audio_io
+from recon_jax.data import events
+from recon_jax.data import keywords
 from recon_jax.data.clips import ClipStore  # noqa: F401  (re-exported)
 from recon_jax.data.clips import EpochBatches  # noqa: F401
 from recon_jax.data.clips import clip_store  # noqa: F401
@@ -34,17 +26,18 @@ from recon_jax.data.clips import eval_groups  # noqa: F401
 from recon_jax.data.clips import eval_inputs  # noqa: F401
 from recon_jax.data.clips import eval_length  # noqa: F401
 from recon_jax.data.clips import train_window  # noqa: F401
-from recon_jax.data import events
-from recon_jax.data import keywords
-from recon_jax.models import cnn12
+from recon_jax.train import loop
 
 
 # --- Where the data comes from (config.data) ---------------------------------
 
-GENERATED = ("generated_keywords", "generated_events")
-FOLDERS = ("speech_commands", "fsd50k", "labelled_folder")
+GENERATED = ("generated_keywords", "generated_events", "generated_audioset")
+FOLDERS = ("speech_commands", "fsd50k", "labelled_folder", "audioset",
+           "packed")
 SOURCES = GENERATED + FOLDERS + ("tfds_speech_commands",)
-MULTILABEL_SOURCES = ("generated_events", "fsd50k", "labelled_folder")
+MULTILABEL_SOURCES = ("generated_events", "fsd50k", "labelled_folder",
+                      "audioset", "generated_audioset")
+PACKED_DIR = "packed"  # <workdir>/data/packed/<source>-<fingerprint>
 SPLITS = ("train", "validation", "test")
 GENERATOR_SIZES = ("default", "tiny")
 
@@ -59,7 +52,10 @@ def data_config(source: str = "generated_keywords",
     'labelled_folder' (your own clips: `dir` holds them, `csv` labels them
     with columns fname,labels,split as audio_folder.load_labelled_folder
     reads; multi-label, every split present), or 'tfds_speech_commands'
-    (TFDS's 12-label version, prepared in `dir`).
+    (TFDS's 12-label version, prepared in `dir`), 'audioset' (the real
+    AudioSet layout, recon_jax.data.audioset; always packed first),
+    'generated_audioset' (the offline AudioSet-layout generator), or
+    'packed' (a folder written by `recon-jax --config=configs/pack.py`).
   dir: the folder; for generated data '' means <workdir>/data/<source>_<size>
     (set it to share one generated set between runs).
   csv: the label CSV of a 'labelled_folder' (unused otherwise).
@@ -71,6 +67,15 @@ def data_config(source: str = "generated_keywords",
     of this length (placed uniformly per epoch) from which the step crops.
   eval_length_multiple: clips are evaluated whole, tiled up to a multiple of
     this many samples (1: exact lengths, one compile per distinct length).
+  in_memory_limit_gb: a set whose samples (float32) exceed this is packed
+    and streamed from disk instead of read into memory (per host).
+  read_threads / prefetch_batches / worker_processes: the streaming input's
+    Grain read threads, batches read ahead, and worker processes (0: none;
+    each reads whole batches, for hosts whose decoding outpaces threads).
+  skip_bad: when a set is packed, leave out bad clips (listed in the pack's
+    report.json) instead of stopping at the first.
+  audioset_naming: how AudioSet clip files are named (recon_jax.data.
+    audioset.DEFAULT_NAMING's fields).
   """
   c = ml_collections.ConfigDict()
   c.source = source
@@ -81,6 +86,12 @@ def data_config(source: str = "generated_keywords",
   c.peak = "always"
   c.max_window_seconds = 10.0
   c.eval_length_multiple = 4000
+  c.in_memory_limit_gb = 8.0
+  c.read_threads = 4
+  c.prefetch_batches = 4
+  c.worker_processes = 0
+  c.skip_bad = False
+  c.audioset_naming = ""
   return c
 
 
@@ -117,6 +128,21 @@ def check_data_config(c, field: str = "data") -> None:
       isinstance(c.eval_length_multiple, bool) or c.eval_length_multiple < 1):
     _fail(f"{field}.eval_length_multiple", c.eval_length_multiple,
           "want an integer >= 1 (1: exact clip lengths)")
+  if (isinstance(c.in_memory_limit_gb, bool) or
+      not isinstance(c.in_memory_limit_gb, (int, float)) or
+      not c.in_memory_limit_gb >= 0):
+    _fail(f"{field}.in_memory_limit_gb", c.in_memory_limit_gb,
+          "want a number of GiB >= 0 (0: always stream)")
+  for name, lo in (("read_threads", 1), ("prefetch_batches", 1),
+                   ("worker_processes", 0)):
+    v = c[name]
+    if isinstance(v, bool) or not isinstance(v, int) or v < lo:
+      _fail(f"{field}.{name}", v, f"want an integer >= {lo}")
+  if not isinstance(c.skip_bad, bool):
+    _fail(f"{field}.skip_bad", c.skip_bad, "want True or False")
+  if not isinstance(c.audioset_naming, str):
+    _fail(f"{field}.audioset_naming", c.audioset_naming,
+          "want a format string ('' for the default)")
 
 
 def data_dir(c, workdir: str) -> str:
@@ -128,21 +154,98 @@ def data_dir(c, workdir: str) -> str:
 
 def generator_config(c):
   """The generator's config for generated data (its size, our seed)."""
-  module = keywords if c.source == "generated_keywords" else events
-  g = module.get_config(c.size)
+  if c.source == "generated_audioset":
+    from recon_jax.data import audioset  # pylint: disable=g-import-not-at-top
+    g = audioset.get_config(c.size)
+  else:
+    module = keywords if c.source == "generated_keywords" else events
+    g = module.get_config(c.size)
   g.seed = c.seed
   return g
 
 
-def load_data(c, workdir: str):
-  """KeywordData or EventData of the data block `c`; generated data is made
-  first when absent (atomically; a complete set is reused)."""
-  check_data_config(c)
-  root = data_dir(c, workdir)
+def listing(c, root: str):
+  """The Listing (no audio read) of a folder source at `root`."""
+  if c.source in ("generated_keywords", "speech_commands"):
+    return audio_folder.speech_commands_listing(root)
+  if c.source in ("generated_events", "fsd50k"):
+    return audio_folder.fsd50k_listing(root)
+  if c.source == "labelled_folder":
+    return audio_folder.labelled_folder_listing(root, c.csv)
+  from recon_jax.data import audioset  # pylint: disable=g-import-not-at-top
+  kwargs = {"naming": c.audioset_naming} if c.audioset_naming else {}
+  return audioset.list_audioset(root, **kwargs)
+
+
+def estimated_bytes(source) -> int:
+  """A Listing's samples as float32 at 8 kHz, estimated from file sizes
+  (16-bit files at the first clip's rate; no audio decoded)."""
+  import soundfile  # pylint: disable=g-import-not-at-top
+  entries = [e for v in source.splits.values() for e in v]
+  if not entries:
+    return 0
+  info = soundfile.info(entries[0].path)
+  per_byte = 2.0 * audio_io.SAMPLE_RATE / info.samplerate / max(
+      1, info.channels)
+  return int(sum(os.path.getsize(e.path) for e in entries) * per_byte)
+
+
+def packed_dir(c, workdir: str, fingerprint: str, kind: str) -> str:
+  return os.path.join(workdir, "data", PACKED_DIR, f"{kind}-{fingerprint}")
+
+
+def pack_source(c, workdir: str, source) -> str:
+  """Packs a Listing into <workdir>/data/packed/ (resumable; reused when
+  done) and returns the folder. One process only: a multi-process run
+  refuses to pack (pack first with configs/pack.py)."""
+  from recon_jax.data import pack  # pylint: disable=g-import-not-at-top
+  import multiprocessing  # pylint: disable=g-import-not-at-top
+  out = packed_dir(c, workdir, source.fingerprint(), source.kind)
+  done = os.path.exists(os.path.join(out, pack.MANIFEST))
+  if not done and provenance.process_count() > 1:
+    raise ValueError(
+        f"data.source={c.source!r} ({c.dir or 'generated'}) is larger than "
+        f"data.in_memory_limit_gb={c.in_memory_limit_gb} and not packed yet; "
+        "on several processes pack it first on one host: recon-jax "
+        f"--config=configs/pack.py --workdir={out} --config.source.source="
+        f"{c.source} --config.source.dir={c.dir or '<the folder>'}, then "
+        f"train with --config.data.source=packed --config.data.dir={out}")
+  pack.pack(source, out, peak=c.peak, skip_bad=c.skip_bad,
+            num_workers=max(1, multiprocessing.cpu_count()))
+  return out
+
+
+def generate(c, root: str) -> None:
+  """Makes the generated set of block `c` at `root` when it is absent (a
+  complete one is reused); nothing for other sources."""
   if c.source == "generated_keywords":
     keywords.generate_keywords(root, generator_config(c))
   elif c.source == "generated_events":
     events.generate_events(root, generator_config(c))
+  elif c.source == "generated_audioset":
+    from recon_jax.data import audioset  # pylint: disable=g-import-not-at-top
+    audioset.generate_audioset(root, generator_config(c))
+
+
+def load_data(c, workdir: str):
+  """The data of block `c`: KeywordData / EventData read into memory, or,
+  for sets over `in_memory_limit_gb`, AudioSet and packed folders, a
+  recon_jax.data.pipeline PackedData (streamed) or InMemoryData (read from
+  the pack). Generated data is made first when absent (atomically; a
+  complete set is reused)."""
+  check_data_config(c)
+  from recon_jax.data import pipeline  # pylint: disable=g-import-not-at-top
+  root = data_dir(c, workdir)
+  if c.source == "packed":
+    return pipeline.load(root, c.in_memory_limit_gb)
+  if provenance.process_index() == 0:  # One writer; the others wait.
+    generate(c, root)
+  provenance.sync_processes(f"generated data {root}")
+  if c.source in ("audioset", "generated_audioset") or (
+      c.source != "tfds_speech_commands" and
+      estimated_bytes(listing(c, root)) > c.in_memory_limit_gb * 2**30):
+    return pipeline.load(pack_source(c, workdir, listing(c, root)),
+                         c.in_memory_limit_gb)
   if c.source in ("generated_keywords", "speech_commands"):
     return audio_folder.load_speech_commands(root, peak=c.peak)
   if c.source in ("generated_events", "fsd50k"):
@@ -158,5 +261,24 @@ def load_data(c, workdir: str):
   return tfds_source.load_tfds_speech_commands(root, peak=c.peak)
 
 
+def train_batches(store, batch_size: int, seed: int, window: int, mesh,
+                  c):
+  """epoch -> this process's rows of each global batch of `store`, what
+  `fit` takes: streamed through Grain for a packed store (data block `c`'s
+  read settings), built from memory otherwise; the same batches either way
+  (recon_jax.data.clips.EpochBatches)."""
+  from recon_jax.data import pipeline  # pylint: disable=g-import-not-at-top
+  rows = loop.process_rows(mesh, batch_size)
+  if pipeline.is_streaming(store):
+    return pipeline.streaming_epochs(
+        store, batch_size, seed, window, rows, read_threads=c.read_threads,
+        prefetch_batches=c.prefetch_batches,
+        worker_processes=c.worker_processes)
+  return lambda epoch: EpochBatches(store, batch_size, seed, epoch, window,
+                                    rows)
+
+
 def is_multilabel(data) -> bool:
+  if hasattr(data, "multilabel"):  # A packed set (recon_jax.data.pipeline).
+    return bool(data.multilabel)
   return isinstance(data, audio_folder.EventData)

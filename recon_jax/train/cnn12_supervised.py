@@ -466,9 +466,8 @@ def classifier_setup(config, data, seed: int, *, mesh=None,
       train_store, crop_length,
       int(round(config.data.max_window_seconds * SAMPLE_RATE)))
 
-  def epoch_batches(epoch):
-    return cnn12_data.EpochBatches(train_store, t.batch_size, seed, epoch,
-                                   window)
+  epoch_batches = cnn12_data.train_batches(train_store, t.batch_size, seed,
+                                           window, mesh, config.data)
 
   steps_per_epoch = len(epoch_batches(0))
   model_record = {

@@ -61,6 +61,8 @@ def _not_orbax_chatter(record) -> bool:
   """
   if "/orbax/" not in record.pathname:
     return True
+  if f'Item "{DATA_ITEM}" was found' in record.getMessage():
+    return False  # Readers of parameters alone skip the input position.
   if record.levelno >= 40:  # ERROR
     record.exc_info, record.exc_text = None, None
   return record.levelno > 20  # 20: INFO
