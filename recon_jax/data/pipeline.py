@@ -24,6 +24,7 @@ step; benchmarks/bench_pipeline.py measures both), a larger one streams.
 import dataclasses
 import os
 
+from absl import flags
 import grain
 import numpy as np
 
@@ -235,7 +236,8 @@ class StreamingEpoch:
   Grain iterator (module doc). A sequence: batches[i] in order is served
   from the iterator; any other index moves the iterator there (a resume).
 
-  get_state() / set_state(): Grain's iterator state ({"next_index": i}).
+  get_state() / set_state(): the position {"next_index": i} (the state of
+  Grain's MapDataset iterators), what a checkpoint stores.
   """
 
   process_local = True
@@ -243,14 +245,24 @@ class StreamingEpoch:
   def __init__(self, plan: clips.EpochBatches, read_threads: int,
                prefetch_batches: int, worker_processes: int):
     self.plan = plan
-    dataset = grain.MapDataset.source(plan)
-    self._iter_dataset = dataset.to_iter_dataset(grain.ReadOptions(
-        num_threads=read_threads, prefetch_buffer_size=prefetch_batches))
-    if worker_processes:
-      self._iter_dataset = self._iter_dataset.mp_prefetch(
-          grain.MultiprocessingOptions(num_workers=worker_processes))
+    self._options = (grain.ReadOptions(num_threads=read_threads,
+                                       prefetch_buffer_size=prefetch_batches),
+                     worker_processes)
     self._iterator = None
     self._next = 0
+
+  def _iterate_from(self, index: int):
+    """A Grain iterator over batches index, index + 1, ... of the epoch."""
+    read_options, worker_processes = self._options
+    dataset = grain.MapDataset.source(self.plan)[index:].to_iter_dataset(
+        read_options)
+    if worker_processes:
+      if not flags.FLAGS.is_parsed():
+        # Grain's workers read absl flags; in library use nobody parsed them.
+        flags.FLAGS.mark_as_parsed()
+      dataset = dataset.mp_prefetch(
+          grain.MultiprocessingOptions(num_workers=worker_processes))
+    return iter(dataset)
 
   def __len__(self):
     return len(self.plan)
@@ -263,9 +275,7 @@ class StreamingEpoch:
     if not 0 <= index <= len(self):
       raise ValueError(f"input position {index} is outside this epoch's "
                        f"{len(self)} batches")
-    if self._iterator is None:
-      self._iterator = iter(self._iter_dataset)
-    self._iterator.set_state({"next_index": index})
+    self._iterator = self._iterate_from(index)
     self._next = index
 
   def __getitem__(self, i):
