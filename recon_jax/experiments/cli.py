@@ -13,6 +13,8 @@ import errno
 import os
 import re
 import sys
+import threading
+import time
 
 from absl import app
 from absl import flags
@@ -55,8 +57,36 @@ def guarded(main):
       _close_progress_bars()
       print(f"error: {type(e).__name__}: {_one_line(e)}", file=sys.stderr)
       sys.exit(1)
+    except Exception as e:  # pylint: disable=broad-except
+      if not _lost_a_peer(e):
+        raise
+      _close_progress_bars()
+      print(f"error: another process of this {_process_count()}-process run "
+            "stopped (a collective failed: "
+            f"{_one_line(e).split(':', 1)[-1].strip()[:200]}); rerun the same "
+            "command on every host to resume from the last checkpoint",
+            file=sys.stderr, flush=True)
+      # Now, before JAX's coordination service aborts the process for the
+      # missing peer and buries this line under its stack dump.
+      os._exit(1)  # pylint: disable=protected-access
 
   return wrapped
+
+
+def _process_count() -> int:
+  jax = sys.modules.get("jax")
+  return 1 if jax is None else jax.process_count()
+
+
+def _lost_a_peer(e: BaseException) -> bool:
+  """A JAX runtime error of a multi-process run whose peer went away."""
+  if _process_count() < 2 or type(e).__name__ not in (
+      "JaxRuntimeError", "XlaRuntimeError"):
+    return False
+  text = str(e)
+  return any(k in text for k in ("Gloo", "Connection closed", "heartbeat",
+                                 "UNAVAILABLE", "coordination", "peer",
+                                 "DEADLINE_EXCEEDED", "ABORTED"))
 
 
 def initialize_distributed():
@@ -90,6 +120,82 @@ def initialize_distributed():
     if env.get("JAX_PLATFORMS", "") == "cpu":
       jax.config.update("jax_cpu_collectives_implementation", "gloo")
   jax.distributed.initialize(**kwargs)
+  _watch_peers(kwargs.get("heartbeat_timeout_seconds", 100))
+
+
+_ALIVE = "recon_jax/alive/"
+_DONE = "recon_jax/done/"
+
+
+def _watch_peers(heartbeat_seconds: int) -> None:
+  """Starts a thread that ends this process with one error line when a
+  peer stops beating for half of `heartbeat_seconds`.
+
+  JAX's coordination service would abort this process too (after the whole
+  heartbeat timeout), but from C++, with the error line under a stack dump;
+  a collective waiting on the dead peer may also never return. Each process
+  bumps its key in the coordination service's key-value store every second
+  and reads the others'; a peer that finished (its done key) is not waited
+  for.
+  """
+  import jax  # pylint: disable=g-import-not-at-top
+  from jax._src import distributed  # pylint: disable=g-import-not-at-top
+  client = distributed.global_state.client
+  me, n = jax.process_index(), jax.process_count()
+  stale = max(5.0, heartbeat_seconds / 2)
+
+  def lost(why):
+    _close_progress_bars()
+    print(f"error: another process of this {n}-process run stopped ({why}); "
+          "rerun the same command on every host to resume from the last "
+          "checkpoint", file=sys.stderr, flush=True)
+    os._exit(1)  # pylint: disable=protected-access
+
+  def watch():
+    beat, last_change = 0, {}
+    while True:
+      beat += 1
+      now = time.monotonic()
+      try:
+        client.key_value_set(f"{_ALIVE}{me}", str(beat), allow_overwrite=True)
+      except Exception as e:  # pylint: disable=broad-except
+        lost(f"the coordinator is unreachable: {str(e).splitlines()[0][:120]}")
+      for peer in range(n):
+        if peer == me:
+          continue
+        try:
+          if client.key_value_try_get(f"{_DONE}{peer}"):
+            continue
+        except Exception:  # pylint: disable=broad-except
+          pass  # Not done.
+        try:
+          value = client.key_value_try_get(f"{_ALIVE}{peer}")
+        except Exception:  # pylint: disable=broad-except
+          value = None  # Not started beating yet.
+        seen, since = last_change.get(peer, (value, now))
+        if value != seen:
+          seen, since = value, now
+        last_change[peer] = (seen, since)
+        if now - since > stale:
+          lost(f"process {peer} sent no heartbeat for {now - since:.0f} s")
+      time.sleep(1.0)
+
+  threading.Thread(target=watch, name="recon_jax-peer-watch",
+                   daemon=True).start()
+
+
+def _mark_done() -> None:
+  """Tells the peers' watchers this process finished (so its exit is not
+  taken for a crash)."""
+  jax = sys.modules.get("jax")
+  if jax is None or jax.process_count() < 2:
+    return
+  from jax._src import distributed  # pylint: disable=g-import-not-at-top
+  try:
+    distributed.global_state.client.key_value_set(
+        f"{_DONE}{jax.process_index()}", "1", allow_overwrite=True)
+  except Exception:  # pylint: disable=broad-except
+    pass
 
 
 def parse_flags(argv):
@@ -114,11 +220,85 @@ def parse_flags(argv):
     sys.exit(1)
 
 
+_SUPERVISED = "RECON_JAX_SUPERVISED"
+# How a process killed from C++ starts its dying words: glog's fatal line
+# (JAX's coordination service), std::terminate (Gloo), Python's faulthandler.
+_CRASH = re.compile(rb"(^|\n)(F\d{4} |terminate called |Fatal Python error|"
+                    rb"\*\*\* Check failure)")
+
+
+def _is_multiprocess_launch() -> bool:
+  return (os.environ.get("RECON_JAX_DISTRIBUTED") == "1" or
+          bool(os.environ.get("RECON_JAX_COORDINATOR")))
+
+
+def _crash_summary(text: bytes) -> str:
+  lines = [l.strip() for l in text.decode("utf-8", "replace").splitlines()
+           if l.strip()]
+  cause = next((l for l in lines if l.startswith("what():")), None)
+  cause = cause or next((l for l in lines if "Terminating process" in l),
+                        lines[0] if lines else "aborted")
+  return re.sub(r"^\S+ \S+ +\d+ \S+\] ", "", cause)[:240]
+
+
+def supervise(argv) -> int:
+  """Runs this command again as a child and reports how it ended.
+
+  A process of a multi-process run whose peer dies is killed from C++
+  (Gloo's std::terminate, JAX's coordination service), under pages of
+  stack dumps that no Python handler can catch. The parent forwards the
+  child's output until such a dump starts, then prints one error line; a
+  child also dies with its parent (a kill of the launcher ends both).
+  """
+  import signal  # pylint: disable=g-import-not-at-top
+  import subprocess  # pylint: disable=g-import-not-at-top
+
+  def die_with_parent():
+    import ctypes  # pylint: disable=g-import-not-at-top
+    ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # 1: PR_SET_PDEATHSIG
+
+  env = dict(os.environ, **{_SUPERVISED: "1"})
+  child = subprocess.Popen([sys.executable, "-m", "recon_jax", *argv[1:]],
+                           env=env, stderr=subprocess.PIPE,
+                           preexec_fn=die_with_parent)
+  for sig in (signal.SIGINT, signal.SIGTERM):
+    signal.signal(sig, lambda s, _: child.send_signal(s))
+  crashed = bytearray()
+  out = sys.stderr.buffer
+  while chunk := child.stderr.read1(65536):
+    if crashed:
+      crashed += chunk[:4096]
+      continue
+    match = _CRASH.search(chunk)
+    if match:
+      out.write(chunk[:match.start()])
+      crashed += chunk[match.start():] or b"aborted"
+    else:
+      out.write(chunk)
+    out.flush()
+  code = child.wait()
+  if crashed or code < 0:
+    print(f"\nerror: process {os.environ.get('RECON_JAX_PROCESS_ID', '?')} "
+          "of this multi-process run was stopped by the JAX/Gloo runtime "
+          f"({_crash_summary(bytes(crashed))}), most likely because another "
+          "process of the run died (see its log); rerun the same command on "
+          "every host to resume from the last checkpoint", file=sys.stderr,
+          flush=True)
+    return 1
+  return code
+
+
 def run(main):
-  """absl's app.run(main) with `guarded` error handling (multi-host aware)."""
+  """absl's app.run(main) with `guarded` error handling (multi-host aware:
+  a process of a multi-process launch runs under `supervise`)."""
+  if _is_multiprocess_launch() and not os.environ.get(_SUPERVISED) and not (
+      {"-h", "--help", "--helpfull"} & set(sys.argv[1:])):
+    sys.exit(supervise(sys.argv))
 
   def started(argv):
     initialize_distributed()
-    return main(argv)
+    result = main(argv)
+    _mark_done()
+    return result
 
   app.run(guarded(started), flags_parser=parse_flags)

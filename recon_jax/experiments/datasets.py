@@ -11,10 +11,13 @@ fields).
                              (recon_jax.data.audio_folder.load_speech_commands)
   events(config, workdir)    FSD50K layout, 14 procedural event classes
                              (recon_jax.data.audio_folder.load_fsd50k)
+  audioset(config, workdir)  AudioSet layout (segment CSVs, 10 s clips)
+                             (recon_jax.data.audioset.list_audioset)
 """
 import time
 
 from recon_jax import provenance
+from recon_jax.data import audioset as audioset_lib
 from recon_jax.data import corpus as corpus_lib
 from recon_jax.data import events as events_lib
 from recon_jax.data import keywords as keywords_lib
@@ -74,3 +77,8 @@ def events(config, workdir: str) -> dict:
       f"{_rarest(summary[split]['class_counts'])})"
       for split in events_lib.SPLITS]
   return _finish(workdir, "event data set", summary, lines, start)
+
+
+def audioset(config, workdir: str) -> dict:
+  """The AudioSet-layout set (configs/make_audioset.py)."""
+  return audioset_lib.generate_from_config(config, workdir)

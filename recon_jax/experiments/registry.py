@@ -57,6 +57,11 @@ EXPERIMENTS = {e.name: e for e in (
     Experiment("events", "datasets", "events",
                "an FSD50K-layout sound event set (SPEC B1b)",
                ("make_events.py",)),
+    Experiment("audioset", "datasets", "audioset",
+               "an AudioSet-layout set: segment CSVs, 10 s clips, some "
+               "listed but missing (packed and streamed for training)",
+               ("make_audioset.py", "make_audioset.py:tiny",
+                "make_audioset.py:stream")),
     Experiment("phone_cnn", "training", "phone_cnn",
                "train and evaluate the thesis's phone CNN (SPEC A2)",
                ("phone_cnn.py", "phone_cnn.py:padded", "phone_cnn_tiny.py")),

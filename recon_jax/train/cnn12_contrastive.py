@@ -287,7 +287,9 @@ def pair_metrics(encoder, projection, params, store: cnn12_data.ClipStore,
     pad = batch_size - len(idx)
     waves = np.pad(waves, ((0, pad), (0, 0)))
     lengths = np.pad(lengths, (0, pad), constant_values=1)
-    ks = jnp.concatenate([keys[idx], keys[:pad]]) if pad else keys[idx]
+    # Padding rows reuse keys (their outputs are dropped); n may be < pad.
+    ks = (jnp.concatenate([keys[idx], keys[np.arange(pad) % n]]) if pad
+          else keys[idx])
     a, b = jax.vmap(lambda k, w, l: augment.contrastive_views(
         k, w[None], view_length, min_gap, lengths=l[None]))(ks, waves,
                                                            lengths)
