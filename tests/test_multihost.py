@@ -88,20 +88,27 @@ def packed_audioset(tmp_path_factory):
   return out
 
 
-def test_two_processes_train_as_one_process(packed_audioset, tmp_path):
-  procs = _start_two([sys.executable, JOB, str(tmp_path / "two"),
-                      packed_audioset, "supervised", "contrastive"],
-                     tmp_path, "job")
-  # Meanwhile the reference: this pytest process has 8 devices.
+@pytest.fixture(scope="module")
+def one_process(packed_audioset, tmp_path_factory):
+  """The tiny recipes on this pytest process's 8 devices: the reference."""
+  out = tmp_path_factory.mktemp("one")
   for recipe in ("supervised", "contrastive"):
     config = registry.without_experiment(
         multihost_job.recipe_config(recipe, packed_audioset))
-    training.cnn12(config, str(tmp_path / "one" / recipe))
+    training.cnn12(config, str(out / recipe))
+  return out
+
+
+def test_two_processes_train_as_one_process(packed_audioset, one_process,
+                                            tmp_path):
+  procs = _start_two([sys.executable, JOB, str(tmp_path / "two"),
+                      packed_audioset, "supervised", "contrastive"],
+                     tmp_path, "job")
   codes = _wait(procs)
   errs = [(tmp_path / f"job_{i}.err").read_text()[-3000:] for i in range(2)]
   assert codes == [0, 0], errs
   for recipe in ("supervised", "contrastive"):
-    one = str(tmp_path / "one" / recipe / "seed_0")
+    one = str(one_process / recipe / "seed_0")
     two = str(tmp_path / "two" / recipe / "seed_0")
     assert loop.list_checkpoint_steps(one) == loop.list_checkpoint_steps(two)
     assert (_max_difference(_final_params(one), _final_params(two)) <
@@ -111,8 +118,8 @@ def test_two_processes_train_as_one_process(packed_audioset, tmp_path):
     files = os.listdir(two)
     assert len([f for f in files if f.startswith("events.out")]) == 1
     rows = open(os.path.join(two, "metrics.jsonl")).read().splitlines()
-    steps = [int(re.search(r'"step": (\d+)', r).group(1)) for r in rows]
-    assert steps == sorted(steps)
+    want = open(os.path.join(one, "metrics.jsonl")).read().splitlines()
+    assert len(rows) == len(want)
 
 
 def _finished_steps(run_dir):
@@ -123,21 +130,21 @@ def _finished_steps(run_dir):
 
 
 def test_a_killed_process_stops_the_other_and_the_rerun_resumes(
-    packed_audioset, tmp_path):
+    packed_audioset, one_process, tmp_path):
+  # The supervised recipe of multihost_job, through the command line.
   command = [sys.executable, "-m", "recon_jax",
              "--config=configs/cnn12_events.py:tiny",
              f"--workdir={tmp_path / 'two'}",
              "--config.data.source=packed",
              f"--config.data.dir={packed_audioset}",
-             "--config.data.in_memory_limit_gb=0",
-             "--config.train.num_epochs=6", "--config.train.log_every=2"]
+             "--config.data.in_memory_limit_gb=0"]
   run = str(tmp_path / "two" / "seed_0")
   procs = _start_two(command, tmp_path, "killed",
                      RECON_JAX_HEARTBEAT_SECONDS="20")
   deadline = time.monotonic() + 300
   while not _finished_steps(run) and time.monotonic() < deadline:
     assert all(p.poll() is None for p in procs), "a process ended early"
-    time.sleep(0.2)
+    time.sleep(0.1)
   assert _finished_steps(run), "no checkpoint within 300 s"
   procs[1].send_signal(signal.SIGKILL)
   killed_at = time.monotonic()
@@ -155,20 +162,15 @@ def test_a_killed_process_stops_the_other_and_the_rerun_resumes(
                    r"run died)", lines[0]), lines[0]
   assert "rerun the same command on every host" in lines[0]
   assert "Traceback" not in err
+  kept = _finished_steps(run)
+  assert kept and kept[-1] < 10, kept  # Killed before the end.
   # The rerun resumes from the kept checkpoint and ends where one
   # uninterrupted process ends.
   assert _wait(_start_two(command, tmp_path, "rerun")) == [0, 0], (
       (tmp_path / "rerun_0.err").read_text()[-3000:])
   assert "Resumed from" in (tmp_path / "rerun_0.err").read_text()
-  reference = [c.replace(str(tmp_path / "two"), str(tmp_path / "one"))
-               for c in command]
-  env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=8",
-             JAX_PLATFORMS="cpu")
-  done = subprocess.run(reference, cwd=ROOT, env=env, capture_output=True,
-                        text=True, timeout=600)
-  assert done.returncode == 0, done.stderr[-3000:]
   assert _max_difference(_final_params(run), _final_params(
-      str(tmp_path / "one" / "seed_0"))) < TOLERANCE["supervised"]
+      str(one_process / "supervised" / "seed_0"))) < TOLERANCE["supervised"]
 
 
 def test_single_process_experiments_refuse_on_two_processes(tmp_path):
