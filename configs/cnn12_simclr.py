@@ -20,13 +20,19 @@ Variants (comma-separated, e.g. `:paper,x2`):
   paper    the paper's settings (A.2): full widths, global batch 2048 on a
            TPU v3-8 (256 per core), 100 epochs with 10 of warm-up (the paper
            gives no epoch count; 100 is the authors' tr_contrastive_v2.py
-           default), from an FSD50K-layout folder (--config.data.dir; the
-           paper used AudioSet, which can be written in that layout) and a
-           folder of background clips (--config.background.dir). AudioSet's
-           ~1.9M clips x 100 epochs x 2 views of ~12 GFLOP each: ~5 x 10^18
-           FLOP, roughly 16 hours on a v3-8 at an assumed 10 TFLOP/s per core
-           (an estimate; benchmarks/bench_cnn12.py gives the compiled cost
-           and peak memory per batch size: 256 per core must fit 16 GB).
+           default), on AudioSet as the paper: its real layout
+           (--config.data.dir=/data/audioset: the segment CSVs,
+           class_labels_indices.csv and the clips, named as
+           --config.data.audioset_naming says), packed once into
+           <workdir>/data/packed/ and streamed per host (or pack it first
+           with configs/pack.py:audioset and pass --config.data.source=packed
+           --config.data.dir=<that folder>, which a multi-host run needs),
+           and a folder of background clips (--config.background.dir).
+           ~1.9M clips x 100 epochs at 24.6 GFLOP per clip (two views; XLA's
+           cost analysis, benchmarks/RESULTS.md): ~4.7 x 10^18 FLOP, about
+           8 hours on a v3-8 at an assumed 40% of its 420 TFLOP/s bf16 peak
+           (an estimate, not a measurement; the input needs ~2 host cores
+           with int16 shards, benchmarks/bench_pipeline.py).
   x2       CNN12_x2 (model.width_multiplier=2); ~4x the FLOPs and time.
   authors  the authors' code's choices where they differ from the text:
            negatives per device (contrastive.negatives='per_device'), coupled
@@ -71,7 +77,7 @@ def get_config(variant: str = "default"):
     c.train.keep_period = 2
     c.train.log_every = 1
   elif size == "paper":
-    c.data.source = "fsd50k"
+    c.data.source = "audioset"
     c.background.source = "wav_folder"
     c.model.width_divisor = 1
     c.train.batch_size = 2048

@@ -4,11 +4,14 @@
 #   bash experiments/paper_scale.sh [RUNS_DIR]
 # With real corpora, run the halves on them instead (set the folders):
 #   TIMIT=/data/TIMIT FSD50K=/data/FSD50K SPEECH_COMMANDS=/data/sc_v2 \
-#       bash experiments/paper_scale.sh runs
+#       AUDIOSET=/data/audioset bash experiments/paper_scale.sh runs
+# AUDIOSET (the real layout: segment CSVs + clips) is packed once, then the
+# paper's SimCLR streams it (as the paper: SimCLR on AudioSet), mixing in
+# the background clips of the folder BACKGROUND.
 # On a Cloud TPU VM, launch any of these commands with ../launch_tpu.sh.
 set -euo pipefail
 R="${1:-runs}"
-if [ -z "${TIMIT:-}${FSD50K:-}${SPEECH_COMMANDS:-}" ]; then
+if [ -z "${TIMIT:-}${FSD50K:-}${SPEECH_COMMANDS:-}${AUDIOSET:-}" ]; then
   recon-jax --config=configs/mission.py:paper --workdir="$R/mission_paper"
   exit 0
 fi
@@ -20,7 +23,8 @@ if [ -n "${FSD50K:-}" ]; then
   recon-jax --config=configs/cnn12_events.py:paper --workdir="$R/cnn12_fsd50k" \
       --config.data.dir="$FSD50K"
   recon-jax --config=configs/cnn12_simclr.py:paper --workdir="$R/simclr_fsd50k" \
-      --config.data.dir="$FSD50K" --config.background.dir="$FSD50K/FSD50K.dev_audio"
+      --config.data.source=fsd50k --config.data.dir="$FSD50K" \
+      --config.background.dir="$FSD50K/FSD50K.dev_audio"
   recon-jax --config=configs/cnn12_probe.py:paper,events \
       --workdir="$R/probe_fsd50k" --config.data.dir="$FSD50K" \
       --config.encoder.workdir="$R/simclr_fsd50k"
@@ -32,4 +36,11 @@ fi
 if [ -n "${SPEECH_COMMANDS:-}" ]; then
   recon-jax --config=configs/cnn12_keywords.py:paper --workdir="$R/cnn12_sc" \
       --config.data.dir="$SPEECH_COMMANDS"
+fi
+if [ -n "${AUDIOSET:-}" ]; then
+  recon-jax --config=configs/pack.py:audioset --workdir="$R/audioset_packed" \
+      --config.source.dir="$AUDIOSET"
+  recon-jax --config=configs/cnn12_simclr.py:paper --workdir="$R/simclr_audioset" \
+      --config.data.source=packed --config.data.dir="$R/audioset_packed" \
+      --config.background.dir="${BACKGROUND:?set BACKGROUND to a folder of background clips}"
 fi

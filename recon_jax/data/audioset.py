@@ -88,6 +88,7 @@ from absl import logging
 import ml_collections
 import numpy as np
 
+from recon_jax import checks
 from recon_jax import provenance
 from recon_jax.data import audio_io
 from recon_jax.data import events
@@ -537,19 +538,11 @@ def get_config(size="default") -> ml_collections.ConfigDict:
 
 
 def _int(c, name, lo, hi):
-  v = c[name]
-  if isinstance(v, (bool, np.bool_)) or not isinstance(v, numbers.Integral):
-    raise ValueError(f"audioset.{name}={v!r}: must be an integer")
-  if not lo <= v <= hi:
-    raise ValueError(f"audioset.{name}={v}: must be in [{lo}, {hi}]")
+  checks.integer(c[name], f"audioset.{name}", lo, hi)
 
 
 def _real(c, name, lo, hi):
-  v = c[name]
-  if (isinstance(v, (bool, np.bool_)) or not isinstance(v, numbers.Real) or
-      not np.isfinite(v) or not lo <= v <= hi):
-    raise ValueError(f"audioset.{name}={v!r}: must be a number in "
-                     f"[{lo}, {hi}]")
+  checks.real(c[name], f"audioset.{name}", lo, hi)
 
 
 def check_config(config=None) -> ml_collections.ConfigDict:

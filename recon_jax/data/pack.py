@@ -33,6 +33,7 @@ from absl import logging
 import numpy as np
 import soundfile
 
+from recon_jax import checks
 from recon_jax import provenance
 from recon_jax.data import audio_io
 from recon_jax.data import listing as listing_lib
@@ -83,15 +84,9 @@ def pack_config_fields(sample_rate, peak, encoding, records_per_shard,
   audio_io.check_rate(sample_rate)
   audio_io.check_peak_mode(peak)
   audio_io.check_min_samples(min_samples)
-  if encoding not in ENCODINGS:
-    raise ValueError(f"encoding={encoding!r}: want one of {ENCODINGS}")
-  if (isinstance(records_per_shard, bool) or
-      not isinstance(records_per_shard, (int, np.integer)) or
-      records_per_shard < 1):
-    raise ValueError(f"records_per_shard={records_per_shard!r}: want an "
-                     "integer >= 1")
-  if not isinstance(skip_bad, bool):
-    raise ValueError(f"skip_bad={skip_bad!r}: want True or False")
+  checks.one_of(encoding, "encoding", ENCODINGS)
+  checks.integer(records_per_shard, "records_per_shard", lo=1)
+  checks.boolean(skip_bad, "skip_bad")
   return {"format_version": FORMAT_VERSION, "sample_rate": int(sample_rate),
           "peak": peak, "encoding": encoding,
           "records_per_shard": int(records_per_shard),

@@ -172,7 +172,7 @@ def _checkable(config):
   generated sets they will be, every other field as it is."""
   c = copy.deepcopy(config)
   c.unlock()
-  if "data" in c and c.data.source == "fsd50k":
+  if "data" in c and c.data.source in ("fsd50k", "audioset"):
     c.data.source = "generated_events"
   if "background" in c and c.background.source == "speech_commands":
     c.background.source = "generated_keywords"

@@ -6,6 +6,7 @@
 import multiprocessing
 import time
 
+from recon_jax import checks
 from recon_jax import provenance
 from recon_jax.data import pack as pack_lib
 from recon_jax.train import cnn12_data
@@ -20,10 +21,7 @@ def check_config(config) -> None:
   pack_lib.pack_config_fields(config.sample_rate, config.source.peak,
                               config.encoding, config.records_per_shard, 0,
                               config.source.skip_bad)
-  n = config.num_workers
-  if isinstance(n, bool) or not isinstance(n, int) or n < 0:
-    raise ValueError(f"num_workers={n!r}: want an integer >= 0 (0: every "
-                     "core)")
+  checks.integer(config.num_workers, "num_workers (0: every core)", lo=0)
 
 
 def run(config, workdir: str) -> dict:

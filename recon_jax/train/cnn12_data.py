@@ -14,6 +14,7 @@ import os
 
 import ml_collections
 
+from recon_jax import checks
 from recon_jax import provenance
 from recon_jax.data import audio_folder
 from recon_jax.data import audio_io
@@ -128,21 +129,15 @@ def check_data_config(c, field: str = "data") -> None:
       isinstance(c.eval_length_multiple, bool) or c.eval_length_multiple < 1):
     _fail(f"{field}.eval_length_multiple", c.eval_length_multiple,
           "want an integer >= 1 (1: exact clip lengths)")
-  if (isinstance(c.in_memory_limit_gb, bool) or
-      not isinstance(c.in_memory_limit_gb, (int, float)) or
-      not c.in_memory_limit_gb >= 0):
-    _fail(f"{field}.in_memory_limit_gb", c.in_memory_limit_gb,
-          "want a number of GiB >= 0 (0: always stream)")
-  for name, lo in (("read_threads", 1), ("prefetch_batches", 1),
-                   ("worker_processes", 0)):
-    v = c[name]
-    if isinstance(v, bool) or not isinstance(v, int) or v < lo:
-      _fail(f"{field}.{name}", v, f"want an integer >= {lo}")
-  if not isinstance(c.skip_bad, bool):
-    _fail(f"{field}.skip_bad", c.skip_bad, "want True or False")
+  checks.real(c.in_memory_limit_gb, f"{field}.in_memory_limit_gb (GiB; 0: "
+              "always stream)", lo=0)
+  checks.integer(c.read_threads, f"{field}.read_threads", lo=1)
+  checks.integer(c.prefetch_batches, f"{field}.prefetch_batches", lo=1)
+  checks.integer(c.worker_processes, f"{field}.worker_processes", lo=0)
+  checks.boolean(c.skip_bad, f"{field}.skip_bad")
   if not isinstance(c.audioset_naming, str):
-    _fail(f"{field}.audioset_naming", c.audioset_naming,
-          "want a format string ('' for the default)")
+    checks.fail(f"{field}.audioset_naming", c.audioset_naming,
+                "want a format string ('' for the default)")
 
 
 def data_dir(c, workdir: str) -> str:
