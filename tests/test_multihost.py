@@ -8,8 +8,10 @@ for supervised, 2e-5 for SimCLR, whose NT-Xent gathers embeddings and
 all-reduces gradients over Gloo in another order than one process does
 (measured: 5e-6 after 10 steps). Killing one process makes the
 other exit within the heartbeat with one error line; rerunning both
-resumes and ends where an uninterrupted run ends. Experiments that are not
-multi-host refuse at start with one line.
+resumes and ends where an uninterrupted run ends. One process streaming the
+AudioSet layout over its memory budget, killed and rerun, ends
+bit-identical to an uninterrupted run. Experiments that are not multi-host
+refuse at start with one line.
 """
 import os
 import re
@@ -23,8 +25,10 @@ import jax
 import numpy as np
 import pytest
 
+from recon_jax import provenance
 from recon_jax.data import audioset
 from recon_jax.data import pack
+from recon_jax.data import pipeline
 from recon_jax.experiments import registry
 from recon_jax.experiments import training
 from recon_jax.train import loop
@@ -52,12 +56,28 @@ def _env(process_id: int, port: int, **extra) -> dict:
   return env
 
 
+_STARTED = []
+
+
+@pytest.fixture(autouse=True)
+def _no_process_left():
+  """Whatever a test started is killed when it ends, passed or failed."""
+  yield
+  while _STARTED:
+    p = _STARTED.pop()
+    if p.poll() is None:
+      p.kill()
+      p.wait()
+
+
 def _start_two(args, tmp_path, name, **extra):
   port = _free_port()
-  return [subprocess.Popen(
+  procs = [subprocess.Popen(
       args, cwd=ROOT, env=_env(i, port, **extra), text=True,
       stdout=open(tmp_path / f"{name}_{i}.out", "w"),
       stderr=open(tmp_path / f"{name}_{i}.err", "w")) for i in range(2)]
+  _STARTED.extend(procs)
+  return procs
 
 
 def _wait(procs, timeout=600):
@@ -76,13 +96,18 @@ def _max_difference(a, b) -> float:
 
 
 @pytest.fixture(scope="module")
-def packed_audioset(tmp_path_factory):
-  """The tiny generated AudioSet-layout set, packed (some clips missing)."""
-  base = tmp_path_factory.mktemp("audioset")
-  root = str(base / "audioset")
+def audioset_root(tmp_path_factory):
+  """The tiny generated AudioSet-layout set (some clips listed, missing)."""
+  root = str(tmp_path_factory.mktemp("audioset") / "audioset")
   audioset.generate_audioset(root, audioset.get_config("tiny"))
-  out = str(base / "packed")
-  manifest = pack.pack(audioset.list_audioset(root), out,
+  return root
+
+
+@pytest.fixture(scope="module")
+def packed_audioset(audioset_root, tmp_path_factory):
+  """That set packed."""
+  out = str(tmp_path_factory.mktemp("packed") / "packed")
+  manifest = pack.pack(audioset.list_audioset(audioset_root), out,
                        records_per_shard=8)
   assert manifest["splits"]["train"]["missing"] > 0
   return out
@@ -171,6 +196,51 @@ def test_a_killed_process_stops_the_other_and_the_rerun_resumes(
   assert "Resumed from" in (tmp_path / "rerun_0.err").read_text()
   assert _max_difference(_final_params(run), _final_params(
       str(one_process / "supervised" / "seed_0"))) < TOLERANCE["supervised"]
+
+
+def test_a_streamed_run_over_its_budget_killed_resumes_bit_identical(
+    audioset_root, one_process, tmp_path):
+  """One process: `recon-jax` on the AudioSet layout itself (packed under
+  the work dir, as its samples exceed the budget), SIGKILLed after a
+  checkpoint and rerun, ends bit-identical to the uninterrupted reference
+  (which streamed the same clips from shards of another size)."""
+  command = [sys.executable, "-m", "recon_jax",
+             "--config=configs/cnn12_events.py:tiny",
+             f"--workdir={tmp_path / 'run'}",
+             "--config.data.source=generated_audioset",
+             "--config.data.size=tiny", f"--config.data.dir={audioset_root}",
+             # ~19 MB as float32: over this budget, so packed and streamed.
+             "--config.data.in_memory_limit_gb=0.005"]
+  env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=8",
+             JAX_PLATFORMS="cpu")
+  run = str(tmp_path / "run" / "seed_0")
+  proc = subprocess.Popen(command, cwd=ROOT, env=env, text=True,
+                          stdout=subprocess.DEVNULL,
+                          stderr=open(tmp_path / "killed.err", "w"))
+  _STARTED.append(proc)
+  deadline = time.monotonic() + 300
+  while not _finished_steps(run) and time.monotonic() < deadline:
+    assert proc.poll() is None, (tmp_path / "killed.err").read_text()[-3000:]
+    time.sleep(0.1)
+  proc.send_signal(signal.SIGKILL)
+  proc.wait()
+  kept = _finished_steps(run)
+  assert kept and kept[-1] < 10, kept
+  done = subprocess.run(command, cwd=ROOT, env=env, capture_output=True,
+                        text=True, timeout=600)
+  assert done.returncode == 0, done.stderr[-3000:]
+  assert "Resumed from" in done.stderr
+  reference = str(one_process / "supervised" / "seed_0")
+  assert loop.list_checkpoint_steps(run) == loop.list_checkpoint_steps(
+      reference)
+  assert _max_difference(_final_params(run), _final_params(reference)) == 0
+  packed = os.path.join(tmp_path, "run", "data", "packed")
+  (folder,) = os.listdir(packed)
+  assert folder.startswith("audioset-")
+  data = pipeline.open_packed(os.path.join(packed, folder))
+  assert data.nbytes > 0.005 * 2**30
+  made_by = provenance.read_json(os.path.join(run, "made_by.json"))
+  assert made_by["data"] == data.fingerprint
 
 
 def test_single_process_experiments_refuse_on_two_processes(tmp_path):

@@ -174,7 +174,7 @@ def test_probe_refuses_an_encoder_of_other_widths(supervised_run, tmp_path):
     ("train.crop_seconds", 0.2, "receptive field"),
     ("model.width_divisor", 3, "width_divisor"),
     ("model.dropout_rate", 1.0, "dropout_rate"),
-    ("data.source", "audioset", "data.source"),
+    ("data.source", "audioset_v9", "data.source"),
     ("augment.gain_p", 2.0, "gain_p"),
     ("seeds", (1, 1), "seeds"),
 ])
@@ -334,5 +334,5 @@ def test_entry_point_trains_on_a_users_folder_and_csv(tmp_path):
   assert "test/mAP" in out.stdout
   assert missing.returncode == 1 and "data.csv is empty" in missing.stderr
   assert unsplit.returncode == 1, unsplit.stderr[-2000:]
-  assert "no 'train' clips; give every row a split" in unsplit.stderr
+  assert "no split column; give every row a split" in unsplit.stderr
   assert "Traceback" not in unsplit.stderr

@@ -179,7 +179,17 @@ def estimated_bytes(source) -> int:
   entries = [e for v in source.splits.values() for e in v]
   if not entries:
     return 0
-  info = soundfile.info(entries[0].path)
+  info, first_error = None, None
+  for entry in entries[:16]:  # The first readable header; bad clips are
+    try:                      # named by the reader that decodes them.
+      info = soundfile.info(entry.path)
+      break
+    except (RuntimeError, soundfile.SoundFileError, TypeError, ValueError,
+            OSError) as e:
+      first_error = first_error or audio_io.AudioError(
+          f"{entry.path}: unreadable or corrupt audio ({e})")
+  if info is None:
+    raise first_error
   per_byte = 2.0 * audio_io.SAMPLE_RATE / info.samplerate / max(
       1, info.channels)
   return int(sum(os.path.getsize(e.path) for e in entries) * per_byte)
