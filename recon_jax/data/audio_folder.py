@@ -685,7 +685,9 @@ def speech_commands_listing(root, words=None) -> listing.Listing:
       kind="speech_commands", class_names=tuple(names), multilabel=False,
       splits={s: tuple(listing.ClipEntry(os.path.join(root, rel), rel, (k,))
                        for rel, k in items) for s, items in splits.items()},
-      settings={"words": None if words is None else list(words)})
+      settings={"words": None if words is None else list(words),
+                # Clips are zero-padded to 1 s, as load_speech_commands pads.
+                "clip_seconds": 1.0})
 
 
 def fsd50k_listing(root) -> listing.Listing:

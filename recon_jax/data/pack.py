@@ -110,6 +110,16 @@ def _shard_job(job):
           raise
         bad.append([name, str(e)])
         continue
+      if s["pad_to"]:
+        if len(x) > s["pad_to"]:
+          error = audio_io.AudioError(
+              f"{clip_path}: {len(x)} samples, longer than the source's "
+              f"{s['pad_to']}-sample clips")
+          if not s["skip_bad"]:
+            raise error
+          bad.append([name, str(error)])
+          continue
+        x = np.pad(x, (0, s["pad_to"] - len(x)))
       writer.write(encode(x, s["encoding"], s["sample_rate"]))
       names.append(name)
       lengths.append(int(len(x)))
@@ -164,6 +174,10 @@ def pack(source: listing_lib.Listing, out_dir: str, *, sample_rate: int = 8000,
   if os.path.exists(manifest_path):
     return provenance.read_json(manifest_path)
 
+  # Sources of fixed-length clips (Speech Commands: 1 s) are zero-padded
+  # to it, as their in-memory reader pads them.
+  clip_seconds = source.settings.get("clip_seconds")
+  pad_to = int(round(clip_seconds * sample_rate)) if clip_seconds else 0
   plan, jobs = {}, []
   for split in listing_lib.SPLITS:
     entries = source.splits.get(split, ())
@@ -177,7 +191,7 @@ def pack(source: listing_lib.Listing, out_dir: str, *, sample_rate: int = 8000,
         continue  # Packed by an earlier (killed) run.
       chunk = entries[k * records_per_shard:(k + 1) * records_per_shard]
       jobs.append((path, [(e.name, e.path, e.labels) for e in chunk],
-                   settings))
+                   dict(settings, pad_to=pad_to)))
   if not plan:
     raise ValueError(f"{source.kind}: no clips to pack")
   done = source.num_clips() - sum(len(j[1]) for j in jobs)
