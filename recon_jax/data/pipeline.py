@@ -14,8 +14,8 @@ clips.EpochBatches), of which this process reads only its own rows
 (`rows`, from loop.process_rows), built ahead of the step by a Grain
 iterator (`grain.MapDataset` -> `to_iter_dataset` with read threads, and
 optionally worker processes). Crops, augmentation and mixup stay inside
-the jitted step. The iterator's position (Grain's `next_index`) is what a
-checkpoint stores; `fit` resumes the iterator there.
+the jitted step. `fit` checkpoints the input position (epoch and Grain's
+`next_index`) and resumes the iterator there.
 
 `load(folder, in_memory_limit_gb)` picks the path: a packed set whose
 float32 samples fit the budget is read into ClipStores once (faster per
@@ -236,8 +236,8 @@ class StreamingEpoch:
   Grain iterator (module doc). A sequence: batches[i] in order is served
   from the iterator; any other index moves the iterator there (a resume).
 
-  get_state() / set_state(): the position {"next_index": i} (the state of
-  Grain's MapDataset iterators), what a checkpoint stores.
+  set_state({"next_index": i}): moves to batch i (the state of Grain's
+  MapDataset iterators; `fit` checkpoints the same position).
   """
 
   process_local = True
@@ -266,9 +266,6 @@ class StreamingEpoch:
 
   def __len__(self):
     return len(self.plan)
-
-  def get_state(self) -> dict:
-    return {"next_index": self._next}
 
   def set_state(self, state: dict) -> None:
     index = int(state["next_index"])

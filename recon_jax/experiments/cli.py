@@ -61,9 +61,10 @@ def guarded(main):
       if not _lost_a_peer(e):
         raise
       _close_progress_bars()
-      print(f"error: another process of this {_process_count()}-process run "
-            "stopped (a collective failed: "
-            f"{_one_line(e).split(':', 1)[-1].strip()[:200]}); rerun the same "
+      print(f"error: another process of this "
+            f"{provenance.process_count()}-process run stopped (a collective "
+            f"failed: {_one_line(e).split(':', 1)[-1].strip()[:200]}); rerun "
+            "the same "
             "command on every host to resume from the last checkpoint",
             file=sys.stderr, flush=True)
       # Now, before JAX's coordination service aborts the process for the
@@ -73,14 +74,9 @@ def guarded(main):
   return wrapped
 
 
-def _process_count() -> int:
-  jax = sys.modules.get("jax")
-  return 1 if jax is None else jax.process_count()
-
-
 def _lost_a_peer(e: BaseException) -> bool:
   """A JAX runtime error of a multi-process run whose peer went away."""
-  if _process_count() < 2 or type(e).__name__ not in (
+  if provenance.process_count() < 2 or type(e).__name__ not in (
       "JaxRuntimeError", "XlaRuntimeError"):
     return False
   text = str(e)

@@ -246,11 +246,12 @@ def load_data(c, workdir: str):
   if provenance.process_index() == 0:  # One writer; the others wait.
     generate(c, root)
   provenance.sync_processes(f"generated data {root}")
-  if c.source in ("audioset", "generated_audioset") or (
-      c.source != "tfds_speech_commands" and
-      estimated_bytes(listing(c, root)) > c.in_memory_limit_gb * 2**30):
-    return pipeline.load(pack_source(c, workdir, listing(c, root)),
-                         c.in_memory_limit_gb)
+  if c.source != "tfds_speech_commands":
+    source = listing(c, root)  # Stats every file once; no audio read.
+    if c.source in ("audioset", "generated_audioset") or (
+        estimated_bytes(source) > c.in_memory_limit_gb * 2**30):
+      return pipeline.load(pack_source(c, workdir, source),
+                           c.in_memory_limit_gb)
   if c.source in ("generated_keywords", "speech_commands"):
     return audio_folder.load_speech_commands(root, peak=c.peak)
   if c.source in ("generated_events", "fsd50k"):
