@@ -36,9 +36,10 @@ Variants (comma-separated, e.g. `:paper,x2`):
   x2       CNN12_x2 (model.width_multiplier=2); ~4x the FLOPs and time.
   authors  the authors' code's choices where they differ from the text:
            negatives per device (contrastive.negatives='per_device'), coupled
-           L2 through Adam with weight decay 1e-5, peak normalisation only
-           above 1, their background-mix formula, time masks on every
-           example.
+           L2 through Adam with weight decay 1e-5, and their augmentation
+           chain: gain -> noise -> background -> peak -> masks, gain with
+           p 0.25, their background-mix formula, peak normalisation only
+           above 1, time masks on every example.
 """
 import ml_collections
 
@@ -94,8 +95,13 @@ def get_config(variant: str = "default"):
     c.train.weight_decay_mode = "coupled"
     c.train.weight_decay = 1e-5
     c.data.peak = "louder_than_one"
-    c.augment.peak = "louder_than_one"
+    # Their simple_raw_contrastive_transforms_v3 (augment.authors_augment).
+    c.augment.order = ("gain", "noise", "background", "peak", "mask")
+    c.augment.gain_p = 0.25  # UseWithProb(0.5) around Gain(p=0.5).
+    c.augment.noise_p = 0.5
+    c.augment.background_p = 0.5
     c.augment.background_formula = "authors"
+    c.augment.peak = "louder_than_one"
     c.augment.mask_p = 1.0
   c.lock()
   return c

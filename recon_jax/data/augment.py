@@ -1,13 +1,14 @@
-"""Waveform augmentation for CNN12 training (SPEC B2), in JAX.
+"""Waveform augmentation for CNN12 training (the sonification paper, App. A),
+in JAX.
 
 Every function takes an explicit PRNG key and a batch x of shape (B, T)
 (float), draws independently per example (vmap over the batch) and is
 jitted. Each random augmentation is applied to an example with probability
-`p` (default 0.5, SPEC B2); `return_params=True` also returns what was drawn
-(per example), e.g. {"applied": bool (B,), "gain_db": float (B,)}.
+`p` (default 0.5); `return_params=True` also returns what was
+drawn (per example), e.g. {"applied": bool (B,), "gain_db": float (B,)}.
 
 Defaults are the authors' code's (paper1517/sonifications-paper1517,
-src/data/raw_transforms.py), as SPEC B2 fixes them:
+src/data/raw_transforms.py); the paper names the augmentations only:
   random_gain         gain U(-18, +6) dB.
   add_gaussian_noise  x + a * N(0, 1), amplitude a ~ U(0.001, 0.015).
   mix_background      a random crop of a background clip added at SNR
@@ -28,18 +29,26 @@ src/data/raw_transforms.py), as SPEC B2 fixes them:
   peak_normalise      "always" (unit peak, the paper's text) or
                       "louder_than_one" (only clips peaking above 1, the
                       authors' code).
-Two places where the authors' code differs from SPEC B2 and what runs here
-by default: their gain sits inside both UseWithProb(0.5) and
-torch_audiomentations' own p=0.5 (0.25 in effect; here p=0.5), and their
-TimeMasking runs on every example (p=1.0 here reproduces it). Their
-background mix weights x by c = r / (1 + r) and the noise by 1 - c with
-r = 10**(snr / 10), which does not give that SNR; here the noise is scaled
-so the SNR is exactly the drawn one (formula="snr"), and
-formula="authors" reproduces theirs.
-
-`augment(key, x, config)` chains them in the authors' order (background
-mix, gain, Gaussian noise, peak normalisation, time masks) with the settings
-of `augment_config()`.
+The chain (`augment`) runs its steps in `config.order`. Two orders:
+  PAPER_ORDER    peak, background, gain, noise, mask (the default). The
+                 paper's only pre-processing is scaling the input to unit
+                 peak, so the crop is normalised first and the random steps
+                 change it after; a unit-peak step after the gain would undo
+                 the gain exactly (x * g / max|x * g| = x / max|x|), which
+                 `check_augment_config` refuses.
+  AUTHORS_ORDER  gain, noise, background, peak, mask: the authors'
+                 simple_raw_contrastive_transforms_v3 (and, without the
+                 background, simple_supervised_transforms), with their peak
+                 normalisation of only clips louder than 1.
+Where the authors' code differs from the paper's settings (`authors_augment`
+sets every one of these): their gain sits inside both UseWithProb(0.5) and
+torch_audiomentations' own p=0.5 (0.25 in effect; here p=0.5 by default),
+their TimeMasking runs on every example (p=1), they mix up every batch of
+the supervised recipe (mixup_p=1; the paper gives no rate, here 0.5 as the
+other steps), and
+their background mix weights x by c = r / (1 + r) and the noise by 1 - c
+with r = 10**(snr / 10), which does not give that SNR; by default the noise
+is scaled so the SNR is exactly the drawn one (background_formula="snr").
 """
 import functools
 import numbers
@@ -61,10 +70,13 @@ SAMPLE_RATE = audio_io.SAMPLE_RATE
 VIEW_LENGTH = int(2.5 * SAMPLE_RATE)  # 2.5 s contrastive views.
 VIEW_GAP = int(0.3 * SAMPLE_RATE)  # >= 300 ms between them.
 FORMULAS = ("snr", "authors")
+STEPS = ("peak", "background", "gain", "noise", "mask")
+PAPER_ORDER = STEPS
+AUTHORS_ORDER = ("gain", "noise", "background", "peak", "mask")
 
 
 def augment_config() -> ml_collections.ConfigDict:
-  """Augmentation settings (SPEC B2 defaults) for `augment` and `mixup`.
+  """Augmentation settings (the paper's, module doc) for `augment` and `mixup`.
 
   A probability of 0 turns an augmentation off.
   """
@@ -80,8 +92,24 @@ def augment_config() -> ml_collections.ConfigDict:
   c.mask_fraction = MASK_FRACTION
   c.mask_p = PROBABILITY  # The authors' code: 1.0.
   c.peak = "always"  # Or "louder_than_one" (the authors' code).
+  c.order = PAPER_ORDER
   c.mixup_alpha = 1.0
-  c.mixup_p = PROBABILITY
+  c.mixup_p = PROBABILITY  # The paper gives no rate; the authors': 1.0.
+  return c
+
+
+def authors_augment(c: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
+  """Sets an augment config to the authors' code's chain (module doc):
+  their order, gain with p 0.25, masks on every example, peak
+  normalisation only above 1, their background formula, mixup every batch."""
+  c.order = AUTHORS_ORDER
+  c.gain_p = 0.25
+  c.noise_p = 0.5
+  c.background_p = 0.5
+  c.background_formula = "authors"
+  c.mask_p = 1.0
+  c.peak = "louder_than_one"
+  c.mixup_p = 1.0
   return c
 
 
@@ -507,33 +535,57 @@ def check_augment_config(config):
   if not _is_number(config.mixup_alpha) or config.mixup_alpha <= 0:
     raise ValueError(f"augment.mixup_alpha={config.mixup_alpha!r}: must be "
                      "> 0")
+  order = tuple(config.order) if isinstance(config.order, (tuple, list)) else (
+      config.order,)
+  if sorted(order) != sorted(STEPS):
+    raise ValueError(f"augment.order={order!r}: want each of {STEPS} once, "
+                     f"e.g. {PAPER_ORDER} (the paper) or {AUTHORS_ORDER} (the "
+                     "authors' code)")
+  if (config.peak == "always" and config.gain_p > 0 and
+      order.index("peak") > order.index("gain")):
+    raise ValueError("augment: peak='always' after 'gain' in augment.order "
+                     "rescales every example to unit peak and so undoes the "
+                     "gain; put 'peak' first (the paper's order), use "
+                     "peak='louder_than_one' (the authors') or gain_p=0")
   return config
 
 
-def augment(key, x, config=None, noise=None, noise_lengths=None):
-  """The training chain, in the authors' order, on float (B, T) crops.
+def augment(key, x, config=None, noise=None, noise_lengths=None,
+            return_params=False):
+  """The training chain on float (B, T) crops, its steps in `config.order`.
 
-  Background mix (only when `noise` clips are given: contrastive training),
-  random gain, Gaussian noise, peak normalisation (config.peak), time
-  masks; each random step with its config probability. Mixup, which also
-  changes labels, is separate (`mixup`).
+  Peak normalisation (config.peak), background mix (only when `noise` clips
+  are given: contrastive training), random gain, Gaussian noise and time
+  masks, each random step with its config probability. Mixup, which also
+  changes labels, is separate (`mixup`). The key is split in four, one for
+  each random step (background, gain, noise, mask), whatever the order.
 
   Returns:
-    float (B, T).
+    float (B, T) [, {step: that step's drawn parameters} for the random
+    steps that ran].
   """
   config = check_augment_config(config if config is not None
                                 else augment_config())
-  k_bg, k_gain, k_noise, k_mask = jax.random.split(_check_key(key), 4)
+  keys = dict(zip(("background", "gain", "noise", "mask"),
+                  jax.random.split(_check_key(key), 4)))
+  drawn = {}
   # return_params=True throughout: one compiled variant per function.
-  if noise is not None:
-    x, _ = mix_background(k_bg, x, noise, noise_lengths, tuple(config.snr_db),
-                          config.background_p, config.background_formula,
-                          return_params=True)
-  x, _ = random_gain(k_gain, x, tuple(config.gain_db), config.gain_p,
-                     return_params=True)
-  x, _ = add_gaussian_noise(k_noise, x, tuple(config.noise_amplitude),
-                            config.noise_p, return_params=True)
-  x = peak_normalise(x, config.peak)
-  x, _ = time_mask(k_mask, x, config.max_masks, config.mask_fraction,
-                   config.mask_p, return_params=True)
-  return x
+  for step in config.order:
+    if step == "peak":
+      x = peak_normalise(x, config.peak)
+    elif step == "background" and noise is not None:
+      x, drawn[step] = mix_background(
+          keys[step], x, noise, noise_lengths, tuple(config.snr_db),
+          config.background_p, config.background_formula, return_params=True)
+    elif step == "gain":
+      x, drawn[step] = random_gain(keys[step], x, tuple(config.gain_db),
+                                   config.gain_p, return_params=True)
+    elif step == "noise":
+      x, drawn[step] = add_gaussian_noise(
+          keys[step], x, tuple(config.noise_amplitude), config.noise_p,
+          return_params=True)
+    elif step == "mask":
+      x, drawn[step] = time_mask(keys[step], x, config.max_masks,
+                                 config.mask_fraction, config.mask_p,
+                                 return_params=True)
+  return _out(x, drawn, return_params)
