@@ -26,6 +26,7 @@ import soundfile as sf
 
 from recon_jax.data import events
 from recon_jax.train import loop
+import subprocess_env  # tests/subprocess_env.py
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TINY = ["--config=configs/cnn12_events.py:tiny", "--config.data.source=fsd50k",
@@ -33,9 +34,7 @@ TINY = ["--config=configs/cnn12_events.py:tiny", "--config.data.source=fsd50k",
 
 
 def _env():
-  env = dict(os.environ, JAX_PLATFORMS="cpu")
-  env.pop("XLA_FLAGS", None)
-  return env
+  return subprocess_env.env()
 
 
 def _recon_jax(args, cwd=ROOT, timeout=300):

@@ -33,6 +33,7 @@ from recon_jax.report import sonification_page as page_lib
 from recon_jax.train import cnn12_data
 from recon_jax.train import cnn12_eval
 from recon_jax.train import phone_classifier
+import subprocess_env  # tests/subprocess_env.py
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PHONE = models.PhoneCNN(conv_features=(4, 6, 5), dense_features=(12, 8),
@@ -176,8 +177,7 @@ def _args(trained, workdir, *extra):
 
 
 def _recon_jax(args):
-  env = dict(os.environ, JAX_PLATFORMS="cpu")
-  env.pop("XLA_FLAGS", None)
+  env = subprocess_env.env()
   return subprocess.run([sys.executable, "-m", "recon_jax"] + args, cwd=ROOT,
                         env=env, capture_output=True, text=True, timeout=400)
 

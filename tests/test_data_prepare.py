@@ -13,6 +13,7 @@ from recon_jax.data import corpus
 from recon_jax.data import prepare
 from recon_jax.data import timit
 from recon_jax.data.errors import CorpusError
+import subprocess_env  # tests/subprocess_env.py
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -245,8 +246,7 @@ def test_generator_config_is_not_modified():
 
 
 def _make_corpus(args):
-  env = dict(os.environ, JAX_PLATFORMS="cpu")
-  env.pop("XLA_FLAGS", None)
+  env = subprocess_env.env()
   return subprocess.run(
       [sys.executable, "-m", "recon_jax",
        "--config=configs/make_corpus.py:tiny", "--config.sx_per_speaker=1",

@@ -10,13 +10,13 @@ import sys
 import textwrap
 
 import pytest
+import subprocess_env  # tests/subprocess_env.py
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def _run(args, cwd=ROOT):
-  env = dict(os.environ, JAX_PLATFORMS="cpu")
-  env.pop("XLA_FLAGS", None)
+  env = subprocess_env.env()
   return subprocess.run([sys.executable] + args, cwd=cwd, env=env,
                         capture_output=True, text=True, timeout=300)
 

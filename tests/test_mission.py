@@ -14,6 +14,7 @@ from playwright.sync_api import sync_playwright
 import pytest
 
 from recon_jax.report import sonification_page as page_lib
+import subprocess_env  # tests/subprocess_env.py
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 MISSION = [sys.executable, "-m", "recon_jax",
@@ -21,9 +22,7 @@ MISSION = [sys.executable, "-m", "recon_jax",
 
 
 def _env():
-  env = dict(os.environ, JAX_PLATFORMS="cpu")
-  env.pop("XLA_FLAGS", None)
-  return env
+  return subprocess_env.env()
 
 
 def _run(args, timeout=900):

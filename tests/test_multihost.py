@@ -35,10 +35,15 @@ from recon_jax.train import loop
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import multihost_job  # noqa: E402
+import subprocess_env  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 JOB = os.path.join(ROOT, "tests", "multihost_job.py")
 TOLERANCE = {"supervised": 1e-6, "contrastive": 2e-5}
+# Run alone (README command 2's second pytest call): 2 processes x 4 devices
+# plus the pytest workers oversubscribe 2 cores, and the tests time the
+# survivor's exit.
+pytestmark = pytest.mark.serial
 
 
 def _free_port() -> int:
@@ -48,12 +53,10 @@ def _free_port() -> int:
 
 
 def _env(process_id: int, port: int, **extra) -> dict:
-  env = dict(os.environ)
-  env.update(XLA_FLAGS="--xla_force_host_platform_device_count=4",
-             JAX_PLATFORMS="cpu", RECON_JAX_COORDINATOR=f"localhost:{port}",
-             RECON_JAX_NUM_PROCESSES="2", RECON_JAX_PROCESS_ID=str(process_id),
-             **extra)
-  return env
+  return subprocess_env.env(
+      devices=4, RECON_JAX_COORDINATOR=f"localhost:{port}",
+      RECON_JAX_NUM_PROCESSES="2", RECON_JAX_PROCESS_ID=str(process_id),
+      **extra)
 
 
 _STARTED = []
@@ -217,8 +220,7 @@ def test_a_streamed_run_over_its_budget_killed_resumes_bit_identical(
              "--config.data.size=tiny", f"--config.data.dir={audioset_root}",
              # ~19 MB as float32: over this budget, so packed and streamed.
              "--config.data.in_memory_limit_gb=0.005"]
-  env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=8",
-             JAX_PLATFORMS="cpu")
+  env = subprocess_env.env(devices=8)
   run = str(tmp_path / "run" / "seed_0")
   proc = subprocess.Popen(command, cwd=ROOT, env=env, text=True,
                           stdout=subprocess.DEVNULL,

@@ -553,6 +553,15 @@ def fit(*,
         f"batches falls at epoch {epoch}, batch {offset}: the data or the "
         "batch size changed; use a new workdir")
   all_finite = jnp.array(True)
+  # XLA:CPU runs a multi-device program's per-device parts on a shared
+  # thread pool. With two steps in flight, parts of both can hold its
+  # threads, each waiting in a collective for parts that cannot start: a
+  # deadlock (or, after XLA's rendezvous timeout, an abort), met with 8 fake
+  # CPU devices on a busy 2-core machine. So on CPU one step runs at a time
+  # (the step is the work there: overlap saved nothing measurable);
+  # accelerators keep dispatching ahead.
+  one_step_in_flight = (jax.default_backend() == "cpu" and
+                        jax.local_device_count() > 1)
   last_checked = step
   pending = []  # device metrics since the last log line
   pending_save = None  # the step of a save still writing in the background
@@ -609,6 +618,8 @@ def fit(*,
         if step >= num_steps:
           break
         state, metrics, finite = train_step(state, shard(batches[index], mesh))
+        if one_step_in_flight:
+          jax.block_until_ready(state)
         all_finite = all_finite & finite
         pending.append(metrics)
         step += 1
