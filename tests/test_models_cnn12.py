@@ -477,3 +477,14 @@ def test_to_torch_errors_name_the_entry(net):
   bad = dict(params, fc10={"kernel": params["fc10"]["kernel"]})
   with pytest.raises(ValueError, match="'fc10'.*exactly 'kernel' and 'bias'"):
     models.cnn12_params_to_torch(bad)
+
+
+def test_parameter_counts_as_documented():
+  """README and configs: 330,856 encoder parameters at an eighth of the
+  widths, 13,757,248 at the paper's (the 512-d fc10 keeps its width)."""
+  from recon_jax.train import cnn12_supervised as sup  # pylint: disable=g-import-not-at-top
+  for divisor, want in ((8, 330_856), (1, 13_757_248)):
+    encoder = sup.encoder_from_config(sup.model_config(width_divisor=divisor))
+    shapes = jax.eval_shape(encoder.init, jax.random.key(0),
+                            jnp.zeros((1, 8000)))
+    assert sum(np.prod(s.shape) for s in jax.tree.leaves(shapes)) == want
