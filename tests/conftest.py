@@ -1,17 +1,12 @@
-"""Test set-up: a fake 8-device CPU mesh, set before JAX is imported anywhere,
-and one XLA compilation cache for the whole session.
+"""Test set-up: a fake 8-device CPU mesh, set before JAX is imported anywhere.
 
-The cache lives in a fresh temporary folder (never reused across sessions,
-so every run compiles what it runs at least once) and reaches the
-subprocesses the tests start through the environment: the many tiny runs of
-the same recipes (in-process, through `recon-jax`, on two processes) then
-compile each program once per session instead of once per run. Loading a
-cached executable gives the same results as compiling it.
+No persistent compilation cache: JAX writes its entries in place
+(lru_cache.put: `write_bytes`), so a process the tests SIGKILL, or a second
+process reading while one writes, can leave or see a partial entry; with one
+shared by the session, kill-and-rerun tests hung in block_until_ready three
+times in one afternoon.
 """
-import atexit
 import os
-import shutil
-import tempfile
 
 # XLA's backend at -O0: the suite's programs are tiny, so compiling them is
 # most of its time; -O0 compiles ~25% faster and runs them about as fast.
@@ -27,11 +22,6 @@ os.environ["XLA_FLAGS"] = (
     " --xla_cpu_collective_call_terminate_timeout_seconds=1200"
     " --xla_force_host_platform_device_count=8").strip()
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
-if "JAX_COMPILATION_CACHE_DIR" not in os.environ:
-  _CACHE = tempfile.mkdtemp(prefix="recon_jax_tests_xla_cache_")
-  atexit.register(shutil.rmtree, _CACHE, ignore_errors=True)
-  os.environ["JAX_COMPILATION_CACHE_DIR"] = _CACHE
-  os.environ["JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS"] = "0"
 
 import jax  # noqa: E402  (must come after XLA_FLAGS)
 import pytest  # noqa: E402

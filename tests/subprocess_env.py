@@ -1,7 +1,7 @@
 """The environment of a process a test starts (`recon-jax`, a job script).
 
-It keeps the test session's XLA flags (tests/conftest.py: the compilation
-cache, the optimisation level) so that a subprocess computes bit for bit
+It keeps the test session's XLA flags (tests/conftest.py: the optimisation
+level, the collective timeout) so that a subprocess computes bit for bit
 what the pytest process computes, and gives it `devices` fake CPU devices
 (None: none forced, the package's default of one).
 """

@@ -554,12 +554,13 @@ def fit(*,
         "batch size changed; use a new workdir")
   all_finite = jnp.array(True)
   # XLA:CPU runs a multi-device program's per-device parts on a shared
-  # thread pool. With two steps in flight, parts of both can hold its
-  # threads, each waiting in a collective for parts that cannot start: a
-  # deadlock (or, after XLA's rendezvous timeout, an abort), met with 8 fake
-  # CPU devices on a busy 2-core machine. So on CPU one step runs at a time
-  # (the step is the work there: overlap saved nothing measurable);
-  # accelerators keep dispatching ahead.
+  # thread pool. With two programs in flight (two steps, or a step and
+  # orbax's background save), parts of both can hold its threads, each
+  # waiting in a collective for parts that cannot start: a deadlock (or,
+  # after XLA's rendezvous timeout, an abort), met with 8 fake CPU devices
+  # on a busy 2-core machine. So on CPU one step runs at a time and a save
+  # finishes before the next step (the step is the work there: overlap saved
+  # nothing measurable); accelerators keep dispatching ahead.
   one_step_in_flight = (jax.default_backend() == "cpu" and
                         jax.local_device_count() > 1)
   last_checked = step
@@ -649,6 +650,8 @@ def fit(*,
           save(step, {"step": step, "epoch": next_epoch,
                       "next_index": next_index,
                       "batches_per_epoch": len(batches)})
+          if one_step_in_flight:
+            finish_save()  # Orbax's background work is in flight too.
       epoch, offset = epoch + 1, 0
     finish_save()
   finally:
