@@ -45,7 +45,7 @@ def apply_authors(c, weight_decay: float = 0.0):
   c.train.weight_decay = weight_decay
   c.data.peak = "louder_than_one"
   c.model.head_relu_input = True
-  # Their simple_supervised_transforms / _v3 chain (augment.authors_augment).
+  # Their simple_supervised_transforms / _v3 chain (augment.AUTHORS_ORDER).
   c.augment.order = ("gain", "noise", "background", "peak", "mask")
   c.augment.gain_p = 0.25  # UseWithProb(0.5) around Gain(p=0.5).
   c.augment.noise_p = 0.5

@@ -95,7 +95,7 @@ def get_config(variant: str = "default"):
     c.train.weight_decay_mode = "coupled"
     c.train.weight_decay = 1e-5
     c.data.peak = "louder_than_one"
-    # Their simple_raw_contrastive_transforms_v3 (augment.authors_augment).
+    # Their simple_raw_contrastive_transforms_v3 (augment.AUTHORS_ORDER).
     c.augment.order = ("gain", "noise", "background", "peak", "mask")
     c.augment.gain_p = 0.25  # UseWithProb(0.5) around Gain(p=0.5).
     c.augment.noise_p = 0.5

@@ -8,10 +8,9 @@ import os
 import sys
 import time
 
-os.environ["XLA_FLAGS"] = " ".join(  # The session's flags, 8 devices.
-    [f for f in os.environ.get("XLA_FLAGS", "").split()
-     if not f.startswith("--xla_force_host_platform_device_count")]
-    + ["--xla_force_host_platform_device_count=8"])
+import subprocess_env  # tests/subprocess_env.py
+
+os.environ["XLA_FLAGS"] = subprocess_env.xla_flags(devices=8)
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
 
 import jax  # noqa: E402

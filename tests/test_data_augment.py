@@ -302,10 +302,15 @@ def _authors_chain_numpy(x, drawn, noise_term, noise, noise_lengths):
 
 @pytest.mark.parametrize("contrastive", [True, False])
 def test_authors_chain_is_their_code_step_by_step(contrastive):
-  c = aug.authors_augment(aug.augment_config())
+  from configs import cnn12_events, cnn12_simclr  # pylint: disable=g-import-not-at-top
+  c = (cnn12_simclr if contrastive else cnn12_events).get_config(
+      "default,authors").augment
   assert tuple(c.order) == ("gain", "noise", "background", "peak", "mask")
-  assert (c.gain_p, c.noise_p, c.background_p, c.mask_p, c.mixup_p) == (
-      0.25, 0.5, 0.5, 1.0, 1.0)
+  assert (c.gain_p, c.noise_p, c.background_p, c.mask_p) == (
+      0.25, 0.5, 0.5, 1.0)
+  assert (c.background_formula, c.peak) == ("authors", "louder_than_one")
+  if not contrastive:
+    assert c.mixup_p == 1.0  # do_mixup on every batch.
   x = _clips() * 0.9
   noise = _background() if contrastive else None
   lengths = np.array([6000, 5000, 4100])
@@ -389,7 +394,8 @@ def test_every_augmentation_of_every_recipe_changes_its_input():
       field = f"{step}_p"
       if config.augment[field] == 0:
         continue
-      on, off = (ml_collections_copy(config.augment) for _ in range(2))
+      on, off = (config.augment.copy_and_resolve_references()  # Unlocked.
+                 for _ in range(2))
       on[field], off[field] = 1.0, 0.0
       kwargs = dict(noise=noise, noise_lengths=lengths) if contrastive else {}
       change = _relative_change(aug.augment(KEY, x, on, **kwargs),
@@ -400,7 +406,3 @@ def test_every_augmentation_of_every_recipe_changes_its_input():
       y = jax.nn.one_hot(jnp.arange(x.shape[0]) % 4, 4)
       mixed, _ = aug.mixup(KEY, x, y, config.augment.mixup_alpha, 1.0)
       assert _relative_change(mixed, x) >= LEAST_EFFECT["mixup"], name
-
-
-def ml_collections_copy(config):  # An unlocked deep copy.
-  return config.copy_and_resolve_references()

@@ -40,8 +40,8 @@ The chain (`augment`) runs its steps in `config.order`. Two orders:
                  simple_raw_contrastive_transforms_v3 (and, without the
                  background, simple_supervised_transforms), with their peak
                  normalisation of only clips louder than 1.
-Where the authors' code differs from the paper's settings (`authors_augment`
-sets every one of these): their gain sits inside both UseWithProb(0.5) and
+Where the authors' code differs from the paper's settings (the `,authors`
+variants of configs/cnn12_*.py set every one of these): their gain sits inside both UseWithProb(0.5) and
 torch_audiomentations' own p=0.5 (0.25 in effect; here p=0.5 by default),
 their TimeMasking runs on every example (p=1), they mix up every batch of
 the supervised recipe (mixup_p=1; the paper gives no rate, here 0.5 as the
@@ -95,21 +95,6 @@ def augment_config() -> ml_collections.ConfigDict:
   c.order = PAPER_ORDER
   c.mixup_alpha = 1.0
   c.mixup_p = PROBABILITY  # The paper gives no rate; the authors': 1.0.
-  return c
-
-
-def authors_augment(c: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
-  """Sets an augment config to the authors' code's chain (module doc):
-  their order, gain with p 0.25, masks on every example, peak
-  normalisation only above 1, their background formula, mixup every batch."""
-  c.order = AUTHORS_ORDER
-  c.gain_p = 0.25
-  c.noise_p = 0.5
-  c.background_p = 0.5
-  c.background_formula = "authors"
-  c.mask_p = 1.0
-  c.peak = "louder_than_one"
-  c.mixup_p = 1.0
   return c
 
 
