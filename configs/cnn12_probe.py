@@ -5,8 +5,10 @@ trains on the frozen encoder (paper A.3.3, Table A.6; Fig. 4).
       --workdir=runs/cnn12_probe --config.encoder.workdir=runs/cnn12_simclr
 
 The encoder comes from a supervised or contrastive run's checkpoint
-(encoder.workdir, encoder.seed, encoder.step: -1 the newest, or any step of
-the kept series); the model block must describe it (the same variant size
+(encoder.workdir; encoder.seed: -1, the default, gives seed s of this
+recipe the encoder of seed s, so the interval over seeds includes the
+pretraining's spread; the paper variant uses seed 0, one pretraining run;
+encoder.step: -1 the newest, or any step of the kept series); the model block must describe it (the same variant size
 and x2 as the run that trained it; a mismatch is an error naming both).
 Each run records the encoder checkpoint's fingerprint.
 
@@ -47,5 +49,7 @@ def get_config(variant: str = "default", recipe: str = RECIPE):
     # 1e-3, chance 0.184; 0.287 at 1e-2). The paper variant keeps 1e-3.
     c.train.learning_rate = 1e-2
   c.encoder = cnn12_eval.encoder_config()
+  if size == "paper":
+    c.encoder.seed = 0  # One pretraining run (cnn12_simclr.py:paper).
   c.lock()
   return c

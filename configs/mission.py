@@ -102,6 +102,7 @@ def get_config(variant: str = "default"):
     c.probe.train.num_epochs = 30
     c.probe.train.warmup_epochs = 3
     c.probe.train.eval_every_epochs = 10
+    c.contrastive.seeds = (0,)
     c.contrastive.train.num_epochs = 16
     c.contrastive.train.warmup_epochs = 4
     c.contrastive.train.eval_every_epochs = 8
@@ -112,6 +113,7 @@ def get_config(variant: str = "default"):
     li = c.sonification.layer_importance
     li.layers = (3, 11)
     li.probe.train.num_epochs = 3
+    li.probe.seeds = (0,)
     c.sonification.page.maps_per_layer = 4
   elif variant == "tiny":
     # The mission test needs each stage to run, not each layer: the stages'

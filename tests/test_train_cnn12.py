@@ -94,8 +94,9 @@ def test_supervised_run_learns_records_and_keeps_a_series(supervised_run):
   assert made_by["data"] == data.fingerprint and made_by["seed"] == 0
   assert made_by["model"]["encoder"]["widths"] == [1, 1, 2, 2, 4, 4, 8, 8, 16,
                                                     16, 32]
-  # keep_period=10: the series 10, 20, 30, 40 is never pruned.
-  assert loop.list_checkpoint_steps(workdir) == [10, 20, 30, 40]
+  # keep_period=10: the series 0 (the initialisation), 10, 20, 30, 40 is
+  # never pruned.
+  assert loop.list_checkpoint_steps(workdir) == [0, 10, 20, 30, 40]
   rows = [json.loads(l) for l in open(os.path.join(workdir, "metrics.jsonl"))]
   assert [r["step"] for r in rows if "eval/accuracy" in r] == [20, 40]
 

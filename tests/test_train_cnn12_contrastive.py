@@ -149,7 +149,8 @@ def test_train_contrastive_records_keeps_a_series_and_its_encoder_loads(
   assert np.isfinite(v["nt_xent"]) and v["nt_xent"] > 0
   assert v["collapsed"] in (0.0, 1.0)
   assert provenance.read_json(os.path.join(workdir, "eval.json")) == result
-  assert loop.list_checkpoint_steps(workdir) == [1, 2]  # The kept series.
+  # The kept series, from the initialisation.
+  assert loop.list_checkpoint_steps(workdir) == [0, 1, 2]
   made_by = provenance.read_json(os.path.join(workdir, "made_by.json"))
   assert made_by["background"] == provenance.fingerprint_arrays(
       audio_folder.pad_clips(data.background))

@@ -13,6 +13,7 @@ import pytest
 
 from recon_jax import provenance
 from recon_jax import train
+from recon_jax.train import loop
 from recon_jax.train import metric_writers
 
 _X = np.random.default_rng(0).normal(size=(64, 5)).astype(np.float32)
@@ -227,22 +228,27 @@ def test_full_disk_while_writing_metrics_is_one_error(tmp_path, monkeypatch):
 def test_keep_period_keeps_a_series_for_later_analysis(tmp_path):
   final = _fit(tmp_path, num_steps=20, checkpoint_every=4, keep_checkpoints=1,
                keep_period=6)
-  # The newest, plus every multiple of 6 (saved even though checkpoint_every
-  # is 4).
+  # The newest, plus the initialisation and every multiple of 6 (saved
+  # even though checkpoint_every is 4).
   steps = train.list_checkpoint_steps(str(tmp_path))
-  assert steps == [6, 12, 18, 20]
+  assert steps == [0, 6, 12, 18, 20]
   series = [train.restore_params_at(str(tmp_path), s) for s in steps]
   assert all(isinstance(p["w"], np.ndarray) for p in series)
-  assert len({p["w"].tobytes() for p in series}) == 4
+  assert len({p["w"].tobytes() for p in series}) == 5
   np.testing.assert_array_equal(series[-1]["w"], final.params["w"])
 
-  # Same as the step-12 state of a run that stopped there.
+  # Same as the step-12 state of a run that stopped there, and step 0 is
+  # the initialisation that run started from.
   at_12 = _fit(tmp_path / "to12", num_steps=12, checkpoint_every=4)
-  np.testing.assert_array_equal(series[1]["w"], at_12.params["w"])
+  np.testing.assert_array_equal(series[2]["w"], at_12.params["w"])
+  init_key, _ = jax.random.split(jax.random.key(0))
+  initial = loop.init_train_state(_init_fn, optax.adam(0.1), init_key,
+                                  loop.make_mesh())
+  np.testing.assert_array_equal(series[0]["w"], initial.params["w"])
 
   target = {"w": jax.ShapeDtypeStruct((5,), jnp.float32)}
   np.testing.assert_array_equal(
-      train.restore_params_at(str(tmp_path), 12, target)["w"], series[1]["w"])
+      train.restore_params_at(str(tmp_path), 12, target)["w"], series[2]["w"])
 
 
 def test_restore_params_at_names_what_is_wrong(tmp_path):

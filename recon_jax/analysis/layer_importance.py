@@ -114,8 +114,10 @@ def _load_encoder(config, encoder, num_devices) -> cnn12_eval.Encoder:
   if encoder is None:
     cnn12_eval.check_config(c, num_devices)  # Reads only model_config.json.
     e = c.encoder
-    encoder = cnn12_eval.load_encoder(cnn12_eval.encoder_dir(e),
-                                      None if e.step < 0 else e.step)
+    # One encoder is cut for every seed (encoder.seed -1: config.seeds[0]'s).
+    encoder = cnn12_eval.load_encoder(
+        cnn12_eval.encoder_dir(e, config.seeds[0]),
+        None if e.step < 0 else e.step)
   else:
     sup.check_config(c, num_devices)
   if isinstance(encoder.model, TruncatedCNN12):

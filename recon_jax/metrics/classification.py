@@ -43,32 +43,51 @@ def _check_multilabel(targets, scores):
   return targets.astype(bool), scores.astype(np.float64)
 
 
-def _sorted_by_score(targets, scores):
-  """Columns sorted by descending score; bool (N, C) marks each tie group's
-  last row (where sklearn places a threshold)."""
-  order = np.argsort(-scores, axis=0, kind="stable")
-  s = np.take_along_axis(scores, order, axis=0)
-  y = np.take_along_axis(targets, order, axis=0)
+def _average_precision(y, s) -> np.ndarray:
+  """(..., C) AP along axis -2 of bool targets y and scores s (..., N, C);
+  NaN for a class with no positive."""
+  order = np.argsort(-s, axis=-2, kind="stable")
+  s = np.take_along_axis(s, order, axis=-2)
+  y = np.take_along_axis(y, order, axis=-2)
+  # Each tie group's last row is where sklearn places a threshold.
   ends = np.ones(s.shape, bool)
-  ends[:-1] = s[:-1] != s[1:]
-  return y, ends
+  ends[..., :-1, :] = s[..., :-1, :] != s[..., 1:, :]
+  tps = np.cumsum(y, axis=-2, dtype=np.float64)
+  ranks = np.arange(1, y.shape[-2] + 1, dtype=np.float64)[:, None]
+  # True positives at the previous threshold (tps grows, so a running max
+  # of the thresholds' values carries it forward).
+  at_ends = np.where(ends, tps, 0.0)
+  prev = np.zeros_like(tps)
+  prev[..., 1:, :] = np.maximum.accumulate(at_ends, axis=-2)[..., :-1, :]
+  gain = np.where(ends, (tps - prev) * tps / ranks, 0.0)
+  positives = tps[..., -1, :]
+  with np.errstate(invalid="ignore", divide="ignore"):
+    return np.where(positives > 0, gain.sum(-2) / positives, np.nan)
 
 
 def average_precision_per_class(targets, scores) -> np.ndarray:
   """(C,) AP of each class; NaN for a class with no positive."""
   targets, scores = _check_multilabel(targets, scores)
-  y, ends = _sorted_by_score(targets, scores)
-  tps = np.cumsum(y, axis=0, dtype=np.float64)
-  ranks = np.arange(1, len(y) + 1, dtype=np.float64)[:, None]
-  # True positives at the previous threshold (tps grows, so a running max
-  # of the thresholds' values carries it forward).
-  at_ends = np.where(ends, tps, 0.0)
-  prev = np.vstack([np.zeros((1, y.shape[1])),
-                    np.maximum.accumulate(at_ends, axis=0)[:-1]])
-  gain = np.where(ends, (tps - prev) * tps / ranks, 0.0)
-  positives = tps[-1]
-  with np.errstate(invalid="ignore", divide="ignore"):
-    return np.where(positives > 0, gain.sum(0) / positives, np.nan)
+  return _average_precision(targets, scores)
+
+
+def resampled_mean_average_precision(targets, scores,
+                                     clip_indices) -> np.ndarray:
+  """(B,) mAP of each resample of the clips (a bootstrap's statistic).
+
+  Args:
+    targets: (N, C) binary targets; scores: (N, C).
+    clip_indices: int (B, N) rows of each resample (with repeats).
+  Classes with no positive in a resample are left out of its mean (NaN
+  where no class has one).
+  """
+  targets, scores = _check_multilabel(targets, scores)
+  idx = np.asarray(clip_indices)
+  ap = _average_precision(targets[idx], scores[idx])
+  with np.errstate(invalid="ignore"):
+    defined = ~np.isnan(ap)
+    return np.where(defined.any(-1), np.nansum(ap, -1) / np.maximum(
+        defined.sum(-1), 1), np.nan)
 
 
 def auc_per_class(targets, scores) -> np.ndarray:

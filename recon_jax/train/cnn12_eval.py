@@ -49,12 +49,14 @@ def encoder_config() -> ml_collections.ConfigDict:
 
   workdir: a supervised or contrastive run of the cnn12 experiment (configs/cnn12_*.py)
     (its --workdir, holding seed_<s>/ folders, or one seed's folder).
-  seed: which seed's encoder, when workdir holds several.
+  seed: which seed's encoder, when workdir holds several; -1 pairs each
+    run with the encoder of its own seed (seed s evaluates pretraining run
+    seed_<s>, so the spread over seeds includes the pretraining's).
   step: the checkpoint step (-1: the newest; any step of the kept series).
   """
   c = ml_collections.ConfigDict()
   c.workdir = ""
-  c.seed = 0
+  c.seed = -1
   c.step = -1
   return c
 
@@ -63,9 +65,9 @@ def seed_dir(workdir: str, seed: int) -> str:
   return os.path.join(workdir, f"seed_{seed}")
 
 
-def encoder_dir(c) -> str:
+def encoder_dir(c, run_seed: int | None = None) -> str:
   """The folder of the encoder block `c`'s run (workdir/seed_<seed> when
-  that exists, else workdir itself)."""
+  that exists, else workdir itself); c.seed -1 means seed `run_seed`."""
   if not c.workdir:
     raise ValueError("encoder.workdir is empty: pass --config.encoder.workdir="
                      "DIR, the --workdir of a cnn12_keywords/events/simclr "
@@ -74,14 +76,24 @@ def encoder_dir(c) -> str:
   if not os.path.isdir(root):
     raise FileNotFoundError(f"encoder.workdir={c.workdir!r}: no such "
                             "directory")
-  run = seed_dir(root, c.seed)
+  seed = c.seed
+  if seed == -1:
+    if run_seed is None:
+      raise ValueError("encoder.seed=-1 pairs each run with the encoder of "
+                       "its own seed, and no run seed was given here; set "
+                       "encoder.seed to the encoder's seed")
+    seed = run_seed
+  run = seed_dir(root, seed)
   if os.path.isdir(run):
     return run
   if os.path.exists(os.path.join(root, sup.MODEL_CONFIG)):
     return root
+  paired = (f" (encoder.seed=-1: each run uses the encoder of its own seed; "
+            f"set encoder.seed to one the encoder run has)"
+            if c.seed == -1 else f" (encoder.seed={seed})")
   raise FileNotFoundError(
       f"encoder.workdir={c.workdir!r} holds neither {sup.MODEL_CONFIG} nor "
-      f"seed_{c.seed}/ (encoder.seed={c.seed}): not a CNN12 training run")
+      f"seed_{seed}/{paired}: not a CNN12 training run")
 
 
 def _saved_run(run_dir: str, kinds, what: str) -> tuple[str, dict]:
@@ -211,16 +223,23 @@ def check_config(config, num_devices: int | None = None) -> None:
     if not (sup._is_int(e.step) and e.step >= -1):
       raise ValueError(f"encoder.step={e.step!r}: want -1 (the newest) or a "
                        "checkpoint step >= 0")
-    if not (sup._is_int(e.seed) and e.seed >= 0):
-      raise ValueError(f"encoder.seed={e.seed!r}: want an integer >= 0")
+    if not (sup._is_int(e.seed) and e.seed >= -1):
+      raise ValueError(f"encoder.seed={e.seed!r}: want an integer >= 0, or "
+                       "-1 (each run the encoder of its own seed)")
     check_encoder_matches(config)
 
 
 def check_encoder_matches(config) -> None:
   """Refuses a probe/fine-tune config whose model block does not describe
   the encoder saved in config.encoder's run (read from its
-  model_config.json; nothing is restored)."""
-  run = encoder_dir(config.encoder)
+  model_config.json; nothing is restored). With encoder.seed -1, every
+  seed of config.seeds must have its encoder."""
+  seeds = list(config.seeds) if config.encoder.seed == -1 else [None]
+  for seed in seeds:
+    _check_encoder_run_matches(config, encoder_dir(config.encoder, seed))
+
+
+def _check_encoder_run_matches(config, run) -> None:
   _, saved = _saved_run(run, ENCODER_KINDS, "encoder run")
   want = sup.encoder_record(sup.encoder_from_config(config.model))
   for field in ("widths", "embedding_dim"):
@@ -239,7 +258,7 @@ def train_from_encoder(config, workdir: str, data, seed: int, *,
   """A probe (fc-only) or fine-tune run from config.encoder's checkpoint."""
   e = config.encoder
   check_encoder_matches(config)
-  encoder = load_encoder(encoder_dir(e), None if e.step < 0 else e.step)
+  encoder = load_encoder(encoder_dir(e, seed), None if e.step < 0 else e.step)
   # The encoder's weights in the config's module (its dropout rate).
   encoder = encoder._replace(model=sup.encoder_from_config(config.model))
   return sup.train_classifier(config, workdir, data, seed, mesh=mesh,

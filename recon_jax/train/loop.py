@@ -446,7 +446,8 @@ def fit(*,
     seed: the run's seed (init and per-step loss keys).
     checkpoint_every: steps between checkpoints (and one at the end), >= 1.
     keep_checkpoints: the newest checkpoints kept, >= 1.
-    keep_period: if set, a checkpoint is also saved at every multiple of it
+    keep_period: if set, a checkpoint is also saved at step 0 (the
+      initialisation, when the run starts fresh) and at every multiple of it
       and never pruned: the series `restore_params_at` reads back. Resume
       with the same keep_period: without it, the next save prunes the
       series down to the newest `keep_checkpoints`.
@@ -611,6 +612,14 @@ def fit(*,
           f"in {manager.directory}")
 
   try:
+    if restored is None and keep_period and step < num_steps:
+      # The kept series starts at the initialisation (step 0), so an
+      # analysis can go back to before any training (a feature-evolution
+      # figure's first row).
+      save(0, {"step": 0, "epoch": 0, "next_index": 0,
+               "batches_per_epoch": len(epoch_batches(0))})
+      if one_step_in_flight:
+        finish_save()
     while step < num_steps:
       batches = epoch_batches(epoch)
       shard = (shard_process_batch if getattr(batches, "process_local", False)
