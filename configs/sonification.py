@@ -1,7 +1,8 @@
 """The sonification paper's analyses on trained CNN12s (SPEC B3, B4):
-top-k clips per feature map, the residual test (Fig. 6), mean top-5
-coherence (Fig. 7), feature evolution (Fig. 5), layer importance (Fig. 4),
-and the offline page to look and listen.
+top-k clips per feature map, the residual test with its controls (Fig. 6),
+mean top-5 coherence (Fig. 7), active deep maps (Sec. 3.3), feature
+evolution (Fig. 5), layer importance (Fig. 4), and the offline page to look
+and listen.
 
   python -m recon_jax --config=configs/sonification.py \
       --workdir=runs/sonification \
@@ -17,8 +18,9 @@ cnn12_finetune.py:events (every seed found in them is used); data is the
 set they were trained on (checked against their records). Without an
 analysis in the variant every analysis runs and then the page; name one to
 run only it (configs/sonification.py:coherence, :tiny,topk; analyses:
-topk, residual_test, coherence, feature_evolution, layer_importance,
-sonification_page).
+topk, residual_test, coherence, active_maps, feature_evolution,
+layer_importance, sonification_page). summary.md then gives each of the
+paper's findings with its effect, interval, test and verdict.
 
 Variants:
   default  the generated event set's test split, every layer, the page with
@@ -33,8 +35,8 @@ from configs import cnn12_probe
 from recon_jax.train import cnn12_data
 
 
-ANALYSES = ("topk", "residual_test", "coherence", "feature_evolution",
-            "layer_importance", "sonification_page")
+ANALYSES = ("topk", "residual_test", "coherence", "active_maps",
+            "feature_evolution", "layer_importance", "sonification_page")
 
 
 def get_config(variant: str = "default"):
@@ -49,7 +51,7 @@ def get_config(variant: str = "default"):
   c = ml_collections.ConfigDict()
   # All analyses and the page, or the one named in the variant.
   c.experiment = analyses[0] if analyses else "sonification"
-  c.seed = 0
+  c.seed = 0  # Draws the random choices: evolution maps, control maps, noise.
   # Run folders of the cnn12 experiment (configs/cnn12_*.py) (seed_<s> inside).
   c.supervised = ""
   c.contrastive = ""
@@ -73,6 +75,22 @@ def get_config(variant: str = "default"):
 
   c.evolution = ml_collections.ConfigDict()
   c.evolution.layers = (3, 5, 8, 11)
+  # 'random': maps drawn from `seed` (the paper's "randomly selected feature
+  # maps"), each on the clip it activates most at the final checkpoint;
+  # 'most_active': the maps with the highest activity there.
+  c.evolution.maps = "random"
+  c.evolution.maps_per_layer = 2
+
+  # Sec. 3.3: deep layers whose maps active for some clip are counted.
+  c.active_maps = ml_collections.ConfigDict()
+  c.active_maps.layers = (8, 9, 10, 11)
+
+  # The findings' intervals (recon_jax.metrics.statistics): a paired
+  # bootstrap over the clips, each group's seeds redrawn.
+  c.statistics = ml_collections.ConfigDict()
+  c.statistics.num_resamples = 2000
+  c.statistics.seed = 0
+  c.statistics.level = 0.95
 
   c.layer_importance = ml_collections.ConfigDict()
   c.layer_importance.layers = (2, 5, 8, 11)
@@ -102,6 +120,8 @@ def get_config(variant: str = "default"):
     c.layers = (1, 5, 11)
     c.batch_size = 8
     c.evolution.layers = (5,)
+    c.active_maps.layers = (11,)
+    c.statistics.num_resamples = 200
     c.layer_importance.layers = (2, 11)
     c.page.maps_per_layer = 2
     c.page.figure_layers = (1, 11)

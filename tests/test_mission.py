@@ -90,9 +90,11 @@ def test_summary_shows_every_figure_and_number(mission):
   assert "Layer importance" in text
   page = workdir / "sonification" / "sonification_page" / "index.html"
   assert page.is_file() and "sonification_page/index.html" in text
-  # Every finding's verdict is stated.
-  assert len(re.findall(r"^- \*\*.*\*\*: (holds|does not hold)", text,
-                        re.M)) >= 3
+  # Every finding's verdict is stated, with its interval and test.
+  rows = re.findall(r"^\| .* \| \*\*(holds|contradicted|not shown at this "
+                    r"scale|not tested at this scale)\*\* \| (\S+) \[", text,
+                    re.M)
+  assert len(rows) >= 8, text
 
 
 def test_the_page_shows_the_comparison(mission):

@@ -17,6 +17,9 @@ from configs import sonification as sonification_config
 from recon_jax import inversion
 from recon_jax import provenance
 from recon_jax.experiments import sonification
+from recon_jax.experiments import sonification_common
+from recon_jax.experiments import sonification_measures as measures
+from recon_jax.metrics import statistics
 from recon_jax.train import cnn12_data
 from recon_jax.train import cnn12_eval
 from recon_jax.train import loop
@@ -112,19 +115,73 @@ def test_residual_test_and_coherence_cover_every_group_and_layer(analysed):
   res = out["residual_test"]
   assert res["metric"] == "mAP"
   assert set(res["groups"]) == {"supervised", "fc_only", "full"}
+  n_layers = len(config.layers)
   for v in res["groups"].values():
-    assert len(v["residual"]) == len(config.layers)
+    for field in ("residual", "random_map", "same_energy_noise", "drop",
+                  "versus_random", "versus_noise"):
+      assert len(v[field]) == n_layers, field
     assert all(0 <= r["mean"] <= 1 for r in v["residual"])
     assert 0 <= v["clean"]["mean"] <= 1
+    for field in ("learned", "drop_over_layers", "versus_random_over_layers",
+                  "versus_noise_over_layers"):
+      iv = v[field]
+      assert iv["low"] <= iv["estimate"] <= iv["high"], (field, iv)
+      assert iv["resamples"] == config.statistics.num_resamples
+    # The estimate is the clean metric minus the residual's, per layer.
+    np.testing.assert_allclose(
+        [d["estimate"] for d in v["drop"]],
+        [v["clean"]["mean"] - r["mean"] for r in v["residual"]], atol=1e-9)
+  saved = provenance.read_npz(os.path.join(workdir, "residual_test",
+                                           "logits.npz"))
+  assert "supervised/seed_0/clean" in saved
+  assert f"full/seed_0/L{config.layers[-1]}/same_energy_noise" in saved
   coh = out["coherence"]
   assert set(coh["groups"]) == {"supervised", "contrastive"}
   for v in coh["groups"].values():
     means = [c["mean"] for c in v["coherence"]]
     assert all(0 <= m <= 1 for m in means if np.isfinite(m))
+    per_clip = np.array(v["per_clip"], float)  # (S, L, N), None -> NaN
+    assert per_clip.shape == (1, n_layers, coh["clips"])
+    np.testing.assert_allclose(np.nanmean(per_clip[0], -1), means)
+  assert set(coh["tests"]) == {"supervised", "contrastive", "falls_faster"}
+  act = out["active_maps"]
+  assert act["layers"] == list(config.active_maps.layers)
+  assert 0 <= act["groups"]["contrastive"]["fraction"][0]["mean"] <= 1
   for png in ("residual_test/fig6_residual_test.png",
               "coherence/fig7_coherence.png",
               "layer_importance/fig4_layer_importance.png"):
     assert os.path.getsize(os.path.join(workdir, png)) > 1000
+
+
+def test_residual_controls_remove_a_random_map_and_energy_matched_noise(
+    runs, analysed):
+  config, workdir, _ = analysed
+  inputs = sonification.load_inputs(config, workdir)
+  clf = cnn12_eval.load_classifier(os.path.join(runs["supervised"], "seed_0"))
+  layer = config.layers[-1]
+  removed, counts = measures.removals(clf.encoder, clf.params["encoder"],
+                                      inputs.store, layer, config)
+  assert set(removed) == set(measures.CONDITIONS)
+  assert set(counts) == {"silent_most_active", "silent_random_map"}
+  x = np.stack([inputs.store.clip(i) for i in range(len(inputs.store))])
+  activity = np.asarray(inversion.map_activity(
+      clf.encoder, clf.params["encoder"], x, layer))
+  for i in range(len(inputs.store)):
+    s, n = removed["most_active"][i], removed["same_energy_noise"][i]
+    np.testing.assert_allclose(np.linalg.norm(n), np.linalg.norm(s),
+                               rtol=1e-5)
+    if np.any(s):
+      assert abs(np.corrcoef(s, n)[0, 1]) < 0.2  # Noise, not the signal.
+  # The random map is another map active on the clip: sonifying it gives
+  # the control's signal.
+  rng = np.random.default_rng([config.seed, layer, 0])
+  again, maps, _ = sonification_common.sonify_chosen(
+      clf.encoder, clf.params["encoder"], inputs.store, layer,
+      lambda a, _: sonification_common.random_active_map(a, rng), 8, 0)
+  for i, m in maps.items():
+    np.testing.assert_array_equal(again[i], removed["random_map"][i])
+    if m and (activity[i] > 0).sum() > 1:
+      assert m != activity[i].argmax() + 1 and activity[i, m - 1] > 0
 
 
 def test_residual_is_the_input_minus_the_most_active_sonification(runs,
@@ -144,18 +201,37 @@ def test_residual_is_the_input_minus_the_most_active_sonification(runs,
   np.testing.assert_allclose(sonified[3], s, rtol=1e-5, atol=1e-6)
 
 
-def test_feature_evolution_sonifies_every_kept_checkpoint(runs, analysed):
+def test_feature_evolution_sonifies_random_maps_from_step_0(runs, analysed):
   config, workdir, out = analysed
   ev = out["feature_evolution"]
-  steps = loop.list_checkpoint_steps(os.path.join(runs["contrastive"],
-                                                  "seed_0"))
-  assert ev["steps"] == steps and len(steps) >= 2
-  (entry,) = ev["entries"]
-  assert entry["layer"] == config.evolution.layers[0]
-  assert [s["step"] for s in entry["steps"]] == steps
-  for s in entry["steps"]:
-    assert os.path.exists(os.path.join(workdir, "feature_evolution",
-                                       s["sonification_wav"]))
+  run = os.path.join(runs["contrastive"], "seed_0")
+  steps = loop.list_checkpoint_steps(run)
+  assert ev["steps"] == steps and steps[0] == 0 and len(steps) >= 2
+  layer = config.evolution.layers[0]
+  final = cnn12_eval.load_encoder(run)
+  inputs = sonification.load_inputs(config, workdir)
+  activity = sonification._activity(final, inputs.store, layer, 8)
+  # The paper's randomly selected maps, drawn from config.seed.
+  want = sonification.evolution_maps(config, activity, layer)
+  assert [e["map"] for e in ev["entries"]] == want
+  assert len(want) == config.evolution.maps_per_layer
+  for entry in ev["entries"]:
+    assert entry["layer"] == layer
+    # Each map on the clip it activates most at the end.
+    assert entry["clip_index"] == int(np.argmax(activity[:, entry["map"] -
+                                                         1]))
+    assert [s["step"] for s in entry["steps"]] == steps
+    for s in entry["steps"]:
+      assert os.path.exists(os.path.join(workdir, "feature_evolution",
+                                         s["sonification_wav"]))
+  (dead,) = ev["dead"]
+  first = cnn12_eval.load_encoder(run, 0)
+  start = sonification._activity(first, inputs.store, layer, 8)
+  assert dead["dead_at_end"] == [int(m) + 1 for m in
+                                 np.flatnonzero(activity.max(0) <= 0)]
+  assert dead["alive_at_first_step"] == [
+      m for m in dead["dead_at_end"] if start[:, m - 1].max() > 0]
+  assert ev["dead_alive_at_start"]["trials"] == len(dead["dead_at_end"])
 
 
 def test_layer_importance_trains_each_layer_and_mode(analysed):
@@ -190,8 +266,14 @@ def test_page_lists_the_chosen_maps_with_their_media(analysed):
   assert open(os.path.join(page_dir, "index.html")).read().startswith(
       "<!DOCTYPE html>")
   summary = open(os.path.join(workdir, "summary.md")).read()
-  assert "removing the sonification lowers the metric" in summary
+  assert "removing the most active map's sonification lowers mAP" in summary
   assert "coherence falls with depth" in summary
+  clips = out["coherence"]["clips"]
+  assert f"paired bootstrap over {clips} clips" in summary
+  saved = provenance.read_json(os.path.join(workdir, "summary.json"))
+  assert saved["findings"] == json.loads(json.dumps(out["findings"]))
+  for f in saved["findings"]:
+    assert f["verdict"] in statistics.VERDICTS
 
 
 def test_a_rerun_reuses_and_other_inputs_are_refused(runs, analysed,
@@ -231,6 +313,7 @@ def test_entry_point_prints_findings_and_one_line_errors(runs, analysed,
                        text=True, timeout=600)
   assert out.returncode == 0, out.stderr[-3000:]
   assert "coherence falls with depth" in out.stdout
+  assert "supervised encoder: input/sonification coherence" in out.stdout
   bad = subprocess.run([sys.executable, "-m", "recon_jax",
                         f"--config={_ROOT}/configs/sonification.py:tiny,topk"]
                        + args[:1] + [

@@ -165,7 +165,8 @@ def layer_importance(config, workdir: str, data, layers: Sequence[int], *,
   Returns:
     {"metric": name, "layers": [...], "modes": [...],
      "mean": {mode: [per layer]}, "ci95": {mode: [per layer]} (half-width
-     of the 95% t-interval; NaN for one seed),
+     of the 95% t-interval; NaN for one seed), "values": {mode: [per layer
+     [per seed]]},
      "summaries": {mode: {layer: cnn12_eval.summarize_runs output, every
      metric of every seed}}, "run_dirs": {mode: {layer: folder}},
      "encoder": the encoder's record (kind, step, fingerprint)}.
@@ -214,5 +215,7 @@ def layer_importance(config, workdir: str, data, layers: Sequence[int], *,
       "metric": metric, "layers": list(layers), "modes": list(modes),
       "mean": {m: curve(m, "mean") for m in modes},
       "ci95": {m: curve(m, "ci95") for m in modes},
+      "values": {m: [summaries[m][l]["metrics"].get(metric, {}).get(
+          "values", []) for l in layers] for m in modes},
       "summaries": summaries, "run_dirs": dirs, "encoder": encoder.record,
   }

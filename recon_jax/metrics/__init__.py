@@ -9,6 +9,7 @@ from recon_jax.metrics.classification import d_prime
 from recon_jax.metrics.classification import mean_auc
 from recon_jax.metrics.classification import mean_average_precision
 from recon_jax.metrics.classification import multilabel_metrics
+from recon_jax.metrics.classification import resampled_mean_average_precision
 from recon_jax.metrics.coherence import mean_top_peaks_coherence
 from recon_jax.metrics.coherence import mean_topk_coherence
 from recon_jax.metrics.coherence import mean_topk_coherence_batch

@@ -184,3 +184,27 @@ def format_interval(interval: dict, digits: int = 3) -> str:
     return f"{f.format(interval['estimate'])} [no interval]"
   return (f"{f.format(interval['estimate'])} [{f.format(interval['low'])}, "
           f"{f.format(interval['high'])}]")
+
+
+def binomial_interval(successes: int, trials: int,
+                      level: float = 0.95) -> dict:
+  """Clopper-Pearson (exact) interval of a proportion successes / trials.
+
+  {"estimate", "low", "high", "level", "method"}; NaN bounds for no trial.
+  """
+  k, n = int(successes), int(trials)
+  if not 0 <= k <= n:
+    raise ValueError(f"binomial_interval needs 0 <= successes <= trials, "
+                     f"got {k} of {n}")
+  out = {"estimate": float("nan") if n == 0 else k / n,
+         "low": float("nan"), "high": float("nan"), "level": level,
+         "successes": k, "trials": n,
+         "method": f"Clopper-Pearson over {n} case(s)"}
+  if n == 0:
+    return out
+  alpha = 1.0 - level
+  out["low"] = 0.0 if k == 0 else float(
+      scipy.stats.beta.ppf(alpha / 2, k, n - k + 1))
+  out["high"] = 1.0 if k == n else float(
+      scipy.stats.beta.ppf(1 - alpha / 2, k + 1, n - k))
+  return out

@@ -7,6 +7,7 @@ import os
 
 from recon_jax import provenance
 from recon_jax.report import comparison
+from recon_jax.report import sonification_findings
 
 # Figures of each stage: (path under the stage folder, what it shows).
 THESIS_FIGURES = (
@@ -42,8 +43,8 @@ SONIFICATION_FIGURES = (
      "sonification per layer; falling with depth means deeper maps keep "
      "less of the input's spectrum"),
     ("feature_evolution/fig5_evolution_L*.png",
-     "paper Fig. 5: one map of the SimCLR encoder sonified at every kept "
-     "checkpoint (rows: training steps)"),
+     "paper Fig. 5: a randomly chosen map of the SimCLR encoder sonified "
+     "at every kept checkpoint from step 0 (rows: training steps)"),
     ("layer_importance/fig4_layer_importance.png",
      "paper Fig. 4: validation metric of classifiers on the encoder cut "
      "after each block, fc-only and full fine-tuning"),
@@ -158,12 +159,10 @@ def _sonification(root, folder) -> list[str]:
   out = ["## Sonification: what CNN12's feature maps hear", ""]
   path = os.path.join(base, "summary.json")
   if os.path.exists(path):
-    out += ["The paper's findings, checked on these models:", ""]
-    for f in provenance.read_json(path)["findings"]:
-      verdict = {True: "holds", False: "does not hold",
-                 None: "not run"}[f["holds"]]
-      out.append(f"- **{f['finding']}**: {verdict}. {f['evidence']}")
-    out.append("")
+    summary = provenance.read_json(path)
+    out += ["The paper's findings, tested on these models:", "",
+            sonification_findings.format_findings(summary["findings"]),
+            summary["rule"], ""]
   li = os.path.join(base, "layer_importance", "results.json")
   if os.path.exists(li):
     r = provenance.read_json(li)

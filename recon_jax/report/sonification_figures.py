@@ -43,6 +43,10 @@ def residual_figure(path: str, results: dict) -> str:
     colour = COLOURS.get(group, None)
     _line(ax, layers, [r["mean"] for r in v["residual"]],
           [r["ci95"] for r in v["residual"]], f"{group}: residual", colour)
+    if "random_map" in v:  # The control: a random active map removed.
+      _line(ax, layers, [r["mean"] for r in v["random_map"]],
+            [r["ci95"] for r in v["random_map"]],
+            f"{group}: random map removed", colour, ":")
     ax.axhline(v["clean"]["mean"], color=colour, linestyle="--",
                label=f"{group}: clean")
   ax.set_xlabel("layer (block) whose most active map is removed")

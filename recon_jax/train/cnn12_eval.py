@@ -88,8 +88,8 @@ def encoder_dir(c, run_seed: int | None = None) -> str:
     return run
   if os.path.exists(os.path.join(root, sup.MODEL_CONFIG)):
     return root
-  paired = (f" (encoder.seed=-1: each run uses the encoder of its own seed; "
-            f"set encoder.seed to one the encoder run has)"
+  paired = (" (encoder.seed=-1: each run uses the encoder of its own seed; "
+            "set encoder.seed to one the encoder run has)"
             if c.seed == -1 else f" (encoder.seed={seed})")
   raise FileNotFoundError(
       f"encoder.workdir={c.workdir!r} holds neither {sup.MODEL_CONFIG} nor "
