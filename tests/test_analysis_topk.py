@@ -35,9 +35,10 @@ def clips(n=11, length=LENGTH, seed=0):
           rng.uniform(0.2, 1.0, (n, 1))).astype(np.float32)
 
 
-def brute_force(model, params, x, layer, k, first_index=0):
+def brute_force(model, params, x, layer, k, first_index=0, pre_pool=False):
   """(C, k) indices and scores from every activation at once, NumPy sort."""
-  out = np.asarray(model.apply({"params": params}, x, block=layer).output)
+  trace = model.apply({"params": params}, x, block=layer)
+  out = np.asarray(trace.activations[-1] if pre_pool else trace.output)
   scores = np.abs(out).mean(axis=1)  # (N, C)
   ids = np.arange(len(x)) + first_index
   indices, best = [], []
@@ -62,6 +63,24 @@ def test_matches_brute_force_for_several_layers_in_one_pass(net):
   # One layer as an int.
   one = analysis.top_k_clips(model, params, x, 4, k=3, batch_size=4)
   np.testing.assert_array_equal(one[4].indices, got[4].indices)
+
+
+def test_authors_ranking_uses_the_activation_before_pooling(net):
+  model, params = net
+  x = clips(n=13, seed=4)
+  got = analysis.top_k_clips(model, params, x, [2, 8, 10], k=9,
+                             batch_size=5, activation="pre_pool")
+  for layer, top in got.items():
+    want_ids, want_scores = brute_force(model, params, x, layer, 9,
+                                        pre_pool=True)
+    np.testing.assert_array_equal(top.indices, want_ids, err_msg=str(layer))
+    np.testing.assert_allclose(top.scores, want_scores, rtol=1e-5, atol=1e-7)
+  pooled = analysis.top_k_clips(model, params, x, [2], k=9, batch_size=5)
+  # Pooling keeps each window's maximum: the pooled mean is at least the
+  # pre-pool mean, and the rankings are two different things.
+  assert np.all(pooled[2].scores[:, 0] >= got[2].scores[:, 0] - 1e-6)
+  with pytest.raises(ValueError, match="activation='pooled'"):
+    analysis.top_k_clips(model, params, x, [2], activation="pooled")
 
 
 def test_batch_size_and_batching_do_not_change_the_result(net):

@@ -15,6 +15,7 @@ from configs import cnn12_probe
 from configs import cnn12_simclr
 from configs import sonification as sonification_config
 from recon_jax import inversion
+from recon_jax import metrics
 from recon_jax import provenance
 from recon_jax.experiments import sonification
 from recon_jax.experiments import sonification_common
@@ -274,6 +275,55 @@ def test_page_lists_the_chosen_maps_with_their_media(analysed):
   assert saved["findings"] == json.loads(json.dumps(out["findings"]))
   for f in saved["findings"]:
     assert f["verdict"] in statistics.VERDICTS
+
+
+def test_the_authors_top_k_and_coherence_over_maps(runs, tmp_path):
+  config = _config(runs, **{"topk.k": 3, "coherence.inputs_per_map": 2})
+  authors = sonification_config.get_config("tiny,authors")
+  config.unlock()
+  config.topk.ranking = authors.topk.ranking
+  config.topk.exclude = authors.topk.exclude
+  config.coherence.method = authors.coherence.method
+  config.lock()
+  workdir = str(tmp_path / "authors")
+  out = sonification.run_all(config, workdir, ("topk", "coherence"))
+  inputs = sonification.load_inputs(config, workdir)
+  names = inputs.data.class_names
+  noisy = [i for i, n in enumerate(names) if "noise" in n.lower()]
+  assert noisy  # the generated set has noise-burst classes
+  banned = {i for i in range(len(inputs.store))
+            if inputs.store.labels[i][noisy].any()}
+  enc = cnn12_eval.load_encoder(os.path.join(runs["contrastive"], "seed_0"))
+  layer = config.layers[1]
+  top = out["topk"]["contrastive"][str(layer)]
+  assert not banned & set(np.ravel(top["indices"]).tolist())
+  # Ranked before pooling, among the clips left.
+  left = [i for i in range(len(inputs.store)) if i not in banned]
+  x = np.stack([inputs.store.clip(i) for i in left])
+  pre = np.asarray(enc.model.apply({"params": enc.params}, x,
+                                   block=layer).activations[-1]).mean(1)
+  np.testing.assert_allclose(np.asarray(top["scores"])[:, 0], pre.max(0),
+                             rtol=1e-5, atol=1e-7)
+  coh = out["coherence"]
+  assert coh["method"] == "authors" and coh["unit"] == "map"
+  per_map = coh["groups"]["contrastive"]["per_map"][0]
+  assert [len(v) for v in per_map] == [enc.model.conv_widths[l - 1]
+                                       for l in config.layers]
+  # One map by hand: its 2 top clips, sonified, the notebook's measure.
+  m = 1
+  clips = [left[i] for i in np.argsort(-pre[:, m - 1], kind="stable")[:2]]
+  want = []
+  for clip in clips:
+    s = np.asarray(inversion.sonify(enc.model, enc.params,
+                                    inputs.store.clip(clip), layer, m))
+    want.append(metrics.mean_top_peaks_coherence(
+        inputs.store.clip(clip), s, 8000, k=5, on_undefined="nan"))
+  got = per_map[1][m - 1]
+  if np.isfinite(want).any():
+    assert got == pytest.approx(np.nanmean(want), rel=1e-4)
+  else:
+    assert got is None
+  assert set(coh["tests"]) == {"supervised", "contrastive", "falls_faster"}
 
 
 def test_a_rerun_reuses_and_other_inputs_are_refused(runs, analysed,

@@ -169,3 +169,23 @@ def test_findings_table_quotes_verdict_interval_and_test():
   assert last["test"] == "Welch t over seeds (3 vs 3)"
   assert statistics.format_interval(last) in table
   assert "**holds**" in table
+
+
+def test_coherence_over_maps_resamples_each_layers_maps():
+  rng = np.random.default_rng(4)
+  config = _config(300)
+  values = {g: [[rng.uniform(0.7, 0.9, 8), rng.uniform(lo, lo + 0.2, 32)]
+                for _ in range(3)]
+            for g, lo in (("supervised", 0.2), ("contrastive", 0.5))}
+  values["supervised"][0][1][:4] = np.nan  # maps with no usable clip
+  tests = measures.coherence_statistics_over_maps(config, values)
+  assert statistics.verdict(tests["supervised"]["falls"]) == statistics.HOLDS
+  assert statistics.verdict(tests["falls_faster"]) == statistics.HOLDS
+  want = np.mean([np.nanmean(s[0]) - np.nanmean(s[1])
+                  for s in values["supervised"]])
+  assert tests["supervised"]["falls"]["estimate"] == pytest.approx(want)
+  assert "bootstrap over maps (8 of the first layer, 32 of the last" in (
+      tests["falls_faster"]["method"])
+  one = measures.coherence_statistics_over_maps(config, {
+      "supervised": [[np.array([0.9]), np.array([0.5, 0.4])]]})
+  assert np.isnan(one["supervised"]["falls"]["low"])

@@ -2,9 +2,12 @@
 
 For each feature map (channel) c of a CNN12 block l, the k clips of a data
 set (k = 3 in the paper) whose block output activates it most, ranked as
-the authors' code ranks maps ("most active"): by the mean over time of
+the authors' deconvnet ranks maps ("most active"): by the mean over time of
 |activation| of the block output, the deconvnet's start point (blocks 1-8:
 the pooled ReLU output, 9-11: the ReLU output; `CNN12Trace.outputs`).
+activation='pre_pool' ranks by the ReLU output before pooling
+(`CNN12Trace.activations`), as the authors' top-k notebook does (its
+`act<l>` features; it keeps k = 9).
 
 `top_k_clips(model, params, clips, layers, k=3)` streams the data set in
 batches: one forward pass per batch to the deepest layer asked, and a
@@ -82,8 +85,13 @@ def _initial_state(model, layers, k):
                for l in layers)
 
 
-@functools.partial(jax.jit, static_argnames=("model", "layers", "k"))
-def _merge_batch(params, x, num_valid, offset, state, *, model, layers, k):
+ACTIVATIONS = ("output", "pre_pool")
+
+
+@functools.partial(jax.jit, static_argnames=("model", "layers", "k",
+                                             "activation"))
+def _merge_batch(params, x, num_valid, offset, state, *, model, layers, k,
+                 activation):
   """The running top-k with one more batch merged in.
 
   x: (B, T) clips numbered offset..offset+B-1; rows >= num_valid are
@@ -95,7 +103,8 @@ def _merge_batch(params, x, num_valid, offset, state, *, model, layers, k):
   ids = jnp.where(valid, offset + rows, _NO_CLIP)
   merged = []
   for layer, (best, best_ids) in zip(layers, state):
-    out = trace.outputs[layer - 1]  # (B, L, C)
+    out = (trace.outputs if activation == "output"
+           else trace.activations)[layer - 1]  # (B, L, C)
     score = jnp.mean(jnp.abs(out), axis=1, dtype=jnp.float32)  # (B, C)
     score = jnp.where(valid[:, None], score, -jnp.inf).T  # (C, B)
     cand = jnp.concatenate([best, score], axis=1)
@@ -108,7 +117,8 @@ def _merge_batch(params, x, num_valid, offset, state, *, model, layers, k):
 
 
 def top_k_clips(model: cnn12.CNN12, params, clips, layers, k: int = 3, *,
-                batch_size: int = 32) -> dict[int, TopK]:
+                batch_size: int = 32,
+                activation: str = "output") -> dict[int, TopK]:
   """The k most activating clips of every feature map of each layer.
 
   Args:
@@ -125,6 +135,8 @@ def top_k_clips(model: cnn12.CNN12, params, clips, layers, k: int = 3, *,
       one pass over the data, one forward pass to the deepest.
     k: clips kept per feature map (3 in the paper).
     batch_size: batch size when `clips` is one array.
+    activation: 'output' (the deconvnet's start point, the default) or
+      'pre_pool' (the ReLU output before pooling, the authors' notebook).
 
   Returns:
     {layer: TopK(indices (C, k), scores (C, k))}, most active first; equal
@@ -136,6 +148,8 @@ def top_k_clips(model: cnn12.CNN12, params, clips, layers, k: int = 3, *,
   """
   layers = check_layers(model, layers)
   k = _check_k(k)
+  if activation not in ACTIVATIONS:
+    raise ValueError(f"activation={activation!r}: want one of {ACTIVATIONS}")
   if isinstance(clips, (np.ndarray, jax.Array)):
     if np.ndim(clips) < 1 or not len(clips):
       raise ValueError("top_k_clips got no clips")
@@ -162,7 +176,8 @@ def top_k_clips(model: cnn12.CNN12, params, clips, layers, k: int = 3, *,
       x = np.concatenate([x, np.zeros((pad_to - n,) + x.shape[1:], x.dtype)])
     if n:
       state = _merge_batch(params, x, np.int32(n), np.int32(count), state,
-                           model=model, layers=layers, k=k)
+                           model=model, layers=layers, k=k,
+                           activation=activation)
     count += n
   if count == 0:
     raise ValueError("top_k_clips got no clips")

@@ -90,10 +90,20 @@ def check_config(config) -> None:
     _check_layers(field, layers)
   if not (sup._is_int(config.topk.k) and config.topk.k >= 1):
     _fail("topk.k", config.topk.k, "an integer >= 1")
+  if config.topk.ranking not in ("paper", "authors"):
+    _fail("topk.ranking", config.topk.ranking, "'paper' or 'authors'")
+  if not isinstance(config.topk.exclude, (tuple, list)) or not all(
+      isinstance(p, str) and p for p in config.topk.exclude):
+    _fail("topk.exclude", config.topk.exclude,
+          "a tuple of class-name patterns (fnmatch), e.g. ('*noise*',)")
   if not (sup._is_int(config.coherence.k) and config.coherence.k >= 1):
     _fail("coherence.k", config.coherence.k, "an integer >= 1")
   if config.coherence.method not in ("paper", "authors"):
     _fail("coherence.method", config.coherence.method, "'paper' or 'authors'")
+  if not (sup._is_int(config.coherence.inputs_per_map)
+          and config.coherence.inputs_per_map >= 1):
+    _fail("coherence.inputs_per_map", config.coherence.inputs_per_map,
+          "an integer >= 1")
   if config.evolution.maps not in ("random", "most_active"):
     _fail("evolution.maps", config.evolution.maps,
           "'random' (the paper) or 'most_active'")
@@ -123,17 +133,6 @@ def check_config(config) -> None:
 # --- Top-k -------------------------------------------------------------------
 
 
-def top_k_of_store(enc, store, layers, k: int, batch_size: int) -> dict:
-  """analysis.top_k_clips over a ClipStore batched by length: {layer:
-  (indices (C, k) into the store, scores (C, k))}."""
-  order = np.concatenate([idx for idx, _ in common.clip_batches(store, batch_size)])
-  found = analysis.top_k_clips(
-      enc.model, enc.params,
-      (x for _, x in common.clip_batches(store, batch_size)), list(layers), k=k)
-  return {layer: (order[np.asarray(t.indices)], np.asarray(t.scores))
-          for layer, t in found.items()}
-
-
 def topk(config, workdir: str, inputs: Inputs | None = None,
          models: dict | None = None) -> dict:
   """{model: {layer: {"indices": (C, k) clip numbers, "scores"}}}.
@@ -148,8 +147,10 @@ def topk(config, workdir: str, inputs: Inputs | None = None,
     return saved
   results = {}
   for name, enc in models.items():
-    found = top_k_of_store(enc, inputs.store, config.layers, config.topk.k,
-                           config.batch_size)
+    found = common.top_k_of_store(
+        enc, inputs.store, config.layers, config.topk.k, config.batch_size,
+        keep=common.kept_clips(inputs, config.topk.exclude),
+        **common.topk_settings(config))
     results[name] = {
         str(layer): {"indices": indices.tolist(), "scores": scores.tolist()}
         for layer, (indices, scores) in found.items()}
@@ -370,7 +371,8 @@ def sonification_page(config, workdir: str,
       chosen = order[:config.page.maps_per_layer]
       pairs = [(int(indices[c, j]), int(c) + 1) for c in chosen
                for j in range(indices.shape[1])]
-      sonified = _sonify_pairs(enc, inputs.store, layer, pairs, config)
+      sonified = common.sonify_pairs_of_store(
+          enc, inputs.store, layer, pairs, config.batch_size, config.chunk_size)
       maps = []
       for c in chosen:
         clips = []
@@ -413,24 +415,6 @@ def sonification_page(config, workdir: str,
       name: {str(l["layer"]): [m["map"] for m in l["maps"]]
              for l in entry["layers"]}
       for name, entry in manifest["models"].items()}})
-
-
-def _sonify_pairs(enc, store, layer, pairs, config) -> dict:
-  """{(clip, map): sonification} for (clip, map number) pairs."""
-  out = {}
-  by_length = {}
-  for clip, m in pairs:
-    by_length.setdefault(int(store.lengths[clip]), []).append((clip, m))
-  for items in by_length.values():
-    for start in range(0, len(items), config.batch_size):
-      part = items[start:start + config.batch_size]
-      x = np.stack([store.clip(c) for c, _ in part])
-      s = np.asarray(inversion.sonify_pairs(
-          enc.model, enc.params, x, layer, np.array([m for _, m in part]),
-          chunk_size=config.chunk_size or None))
-      for row, key in enumerate(part):
-        out[key] = s[row]
-  return out
 
 
 def _copy(src_dir, rel, dst_dir, prefix):

@@ -8,6 +8,7 @@ same inputs returns the saved results, one with other inputs stops with a
 ProvenanceError.
 """
 import dataclasses
+import fnmatch
 import glob
 import os
 import re
@@ -16,6 +17,7 @@ from typing import Any
 import numpy as np
 import tqdm
 
+from recon_jax import analysis
 from recon_jax import inversion
 from recon_jax import provenance
 from recon_jax.models import cnn12
@@ -180,6 +182,61 @@ def fingerprints(models: dict) -> dict:
   return {k: v.record["fingerprint"] for k, v in models.items()}
 
 
+# --- Top-k -------------------------------------------------------------------
+
+def _normal(name: str) -> str:
+  return str(name).replace("_", " ").lower()
+
+
+def kept_clips(inputs, patterns) -> np.ndarray:
+  """bool (N,): clips with no label matching any of `patterns` (fnmatch,
+  case-insensitive, '_' read as ' ')."""
+  keep = np.ones(len(inputs.store), bool)
+  if not patterns:
+    return keep
+  names = getattr(inputs.data, "class_names", None)
+  if names is None:
+    raise ValueError("topk.exclude needs class names, and this data set "
+                     "has none")
+  hit = np.array([any(fnmatch.fnmatchcase(_normal(n), _normal(p))
+                      for p in patterns) for n in names])
+  labels = np.asarray(inputs.store.labels)
+  if inputs.store.multilabel:
+    return ~np.any((labels > 0) & hit[None, :], axis=1)
+  return ~hit[labels]
+
+
+def top_k_of_store(enc, store, layers, k: int, batch_size: int, *,
+                   activation: str = "output", keep=None) -> dict:
+  """analysis.top_k_clips over a ClipStore batched by length: {layer:
+  (indices (C, k) into the store, scores (C, k))}.
+
+  activation: 'output' (the deconvnet's start point) or 'pre_pool' (the
+  authors' notebook). keep: bool (N,) clips that may be chosen (all when
+  None).
+  """
+  keep = np.ones(len(store), bool) if keep is None else np.asarray(keep)
+  if keep.sum() < k:
+    raise ValueError(f"top-{k} needs {k} clips, and {int(keep.sum())} are "
+                     "left after topk.exclude")
+  batches = [(idx[keep[idx]], x[keep[idx]])
+             for idx, x in clip_batches(store, batch_size)]
+  batches = [(idx, x) for idx, x in batches if len(idx)]
+  order = np.concatenate([idx for idx, _ in batches])
+  found = analysis.top_k_clips(enc.model, enc.params,
+                               (x for _, x in batches), list(layers), k=k,
+                               activation=activation)
+  return {layer: (order[np.asarray(t.indices)], np.asarray(t.scores))
+          for layer, t in found.items()}
+
+
+def topk_settings(config) -> dict:
+  """top_k_of_store's ranking keywords from config.topk: the paper's
+  (deconvnet start point) or the authors' notebook's (before pooling)."""
+  return {"activation": "pre_pool" if config.topk.ranking == "authors"
+          else "output"}
+
+
 # --- Sonifying ---------------------------------------------------------------
 
 
@@ -187,6 +244,61 @@ def done(workdir, name):
   """The saved results of analysis `name` in `workdir`, or None."""
   path = os.path.join(analysis_dir(workdir, name), RESULTS_JSON)
   return provenance.read_json(path) if os.path.exists(path) else None
+
+
+# --- Top-k -------------------------------------------------------------------
+
+def _normal(name: str) -> str:
+  return str(name).replace("_", " ").lower()
+
+
+def kept_clips(inputs, patterns) -> np.ndarray:
+  """bool (N,): clips with no label matching any of `patterns` (fnmatch,
+  case-insensitive, '_' read as ' ')."""
+  keep = np.ones(len(inputs.store), bool)
+  if not patterns:
+    return keep
+  names = getattr(inputs.data, "class_names", None)
+  if names is None:
+    raise ValueError("topk.exclude needs class names, and this data set "
+                     "has none")
+  hit = np.array([any(fnmatch.fnmatchcase(_normal(n), _normal(p))
+                      for p in patterns) for n in names])
+  labels = np.asarray(inputs.store.labels)
+  if inputs.store.multilabel:
+    return ~np.any((labels > 0) & hit[None, :], axis=1)
+  return ~hit[labels]
+
+
+def top_k_of_store(enc, store, layers, k: int, batch_size: int, *,
+                   activation: str = "output", keep=None) -> dict:
+  """analysis.top_k_clips over a ClipStore batched by length: {layer:
+  (indices (C, k) into the store, scores (C, k))}.
+
+  activation: 'output' (the deconvnet's start point) or 'pre_pool' (the
+  authors' notebook). keep: bool (N,) clips that may be chosen (all when
+  None).
+  """
+  keep = np.ones(len(store), bool) if keep is None else np.asarray(keep)
+  if keep.sum() < k:
+    raise ValueError(f"top-{k} needs {k} clips, and {int(keep.sum())} are "
+                     "left after topk.exclude")
+  batches = [(idx[keep[idx]], x[keep[idx]])
+             for idx, x in clip_batches(store, batch_size)]
+  batches = [(idx, x) for idx, x in batches if len(idx)]
+  order = np.concatenate([idx for idx, _ in batches])
+  found = analysis.top_k_clips(enc.model, enc.params,
+                               (x for _, x in batches), list(layers), k=k,
+                               activation=activation)
+  return {layer: (order[np.asarray(t.indices)], np.asarray(t.scores))
+          for layer, t in found.items()}
+
+
+def topk_settings(config) -> dict:
+  """top_k_of_store's ranking keywords from config.topk: the paper's
+  (deconvnet start point) or the authors' notebook's (before pooling)."""
+  return {"activation": "pre_pool" if config.topk.ranking == "authors"
+          else "output"}
 
 
 # --- Sonifying ---------------------------------------------------------------
@@ -250,3 +362,23 @@ def sonify_most_active(model, params, store, layer, batch_size, chunk_size):
       model, params, store, layer,
       lambda activity, _: (activity.argmax(-1) + 1, activity.max(-1) <= 0),
       batch_size, chunk_size)
+
+
+def sonify_pairs_of_store(enc, store, layer, pairs, batch_size,
+                          chunk_size) -> dict:
+  """{(clip, map): sonification} for (clip, map number from 1) pairs of
+  `store`, batched by clip length."""
+  out = {}
+  by_length = {}
+  for clip, m in pairs:
+    by_length.setdefault(int(store.lengths[clip]), []).append((clip, m))
+  for items in by_length.values():
+    for start in range(0, len(items), batch_size):
+      part = items[start:start + batch_size]
+      x = np.stack([store.clip(c) for c, _ in part])
+      s = np.asarray(inversion.sonify_pairs(
+          enc.model, enc.params, x, layer, np.array([m for _, m in part]),
+          chunk_size=chunk_size or None))
+      for row, key in enumerate(part):
+        out[key] = s[row]
+  return out

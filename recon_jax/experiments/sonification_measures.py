@@ -296,8 +296,7 @@ def coherence_per_clip(config, enc, store, layer) -> np.ndarray:
 
 def _resampled_nanmean(values, clip_indices) -> np.ndarray:
   """(B,) mean of the defined values among each resample's clips."""
-  with np.errstate(invalid="ignore"):
-    return np.nanmean(np.asarray(values)[clip_indices], axis=1)
+  return _row_nanmean(np.asarray(values, np.float64)[clip_indices])
 
 
 def coherence_statistics(config, values: dict) -> dict:
@@ -315,7 +314,7 @@ def coherence_statistics(config, values: dict) -> dict:
   out, falls = {}, {}
   for g, v in values.items():
     with np.errstate(invalid="ignore"):
-      means = np.nanmean(v, axis=-1)  # (S, L)
+      means = _row_nanmean(v)  # (S, L)
     est = float(np.mean(means[:, 0] - means[:, -1]))
     per_seed = np.stack([_resampled_nanmean(v[s, 0], drawn.clips)
                          - _resampled_nanmean(v[s, -1], drawn.clips)
@@ -328,14 +327,93 @@ def coherence_statistics(config, values: dict) -> dict:
   return out
 
 
+def coherence_per_map(config, enc, inputs, layer) -> np.ndarray:
+  """(C,) the authors' notebook measure of each map of `layer`: the mean
+  over its top config.coherence.inputs_per_map clips (ranked before
+  pooling, config.topk.exclude left out) of the mean top-k peak coherence
+  of clip and sonification; NaN for a map none of whose clips gives k
+  peaks (or sounds)."""
+  keep = common.kept_clips(inputs, config.topk.exclude)
+  (indices, _), = common.top_k_of_store(
+      enc, inputs.store, [layer], config.coherence.inputs_per_map,
+      config.batch_size, activation="pre_pool", keep=keep).values()
+  pairs = [(int(clip), c + 1) for c in range(indices.shape[0])
+           for clip in indices[c]]
+  sonified = common.sonify_pairs_of_store(enc, inputs.store, layer, pairs,
+                                          config.batch_size,
+                                          config.chunk_size)
+  values = np.array([metrics.mean_top_peaks_coherence(
+      inputs.store.clip(clip), sonified[clip, m], common.SAMPLE_RATE,
+      k=config.coherence.k, on_undefined="nan") for clip, m in pairs])
+  return _row_nanmean(values.reshape(indices.shape))
+
+
+def _row_nanmean(values) -> np.ndarray:
+  """(R,) mean of each row's finite values; NaN for a row with none."""
+  finite = np.isfinite(values)
+  count = finite.sum(-1)
+  total = np.where(finite, values, 0.0).sum(-1)
+  return np.where(count > 0, total / np.maximum(count, 1), np.nan)
+
+
+def coherence_statistics_over_maps(config, values: dict) -> dict:
+  """coherence_statistics for the authors' measure, whose unit is a map:
+  values {group: [per seed [per layer (C_l,)]]}; the first and the last
+  layer's maps are resampled independently (they are different maps)."""
+  s = config.statistics
+  first = values[next(iter(values))][0][0].size
+  last = values[next(iter(values))][0][-1].size
+  if min(first, last) < 2:  # A layer of one map: nothing to resample.
+    none = {"estimate": float("nan"), "low": float("nan"),
+            "high": float("nan"), "level": s.level,
+            "method": f"no interval: a layer of {min(first, last)} map"}
+    out = {g: {"falls": dict(none)} for g in values}
+    if {"supervised", "contrastive"} <= set(values):
+      out["falls_faster"] = dict(none)
+    return out
+  seeds = {g: len(v) for g, v in values.items()}
+  draw_first = statistics.draw_resamples(first, seeds,
+                                         num_resamples=s.num_resamples,
+                                         seed=s.seed)
+  draw_last = statistics.draw_resamples(last, num_resamples=s.num_resamples,
+                                        seed=s.seed + 1)
+  what = (f"bootstrap over maps ({first} of the first layer, {last} of the "
+          f"last, resampled apart), seeds redrawn, {s.num_resamples} "
+          "resamples")
+  out, falls = {}, {}
+  for g, v in values.items():
+    with np.errstate(invalid="ignore"):
+      est = float(np.mean([_row_nanmean(seed[0]) - _row_nanmean(seed[-1])
+                           for seed in v]))
+    per_seed = np.stack([_resampled_nanmean(seed[0], draw_first.clips)
+                         - _resampled_nanmean(seed[-1], draw_last.clips)
+                         for seed in v])
+    falls[g] = (est, statistics.seed_mean(per_seed, draw_first.seeds[g]))
+    out[g] = {"falls": _interval(config, *falls[g], what)}
+  if {"supervised", "contrastive"} <= set(falls):
+    (es, ds), (ec, dc) = falls["supervised"], falls["contrastive"]
+    out["falls_faster"] = _interval(config, es - ec, ds - dc, what)
+  return out
+
+
+def _jsonable_values(v):
+  return [None if np.isnan(c) else float(c) for c in v]
+
+
 def coherence(config, workdir: str, inputs=None) -> dict:
-  """Mean top-k coherence of x and its most active map's sonification.
+  """Mean top-k coherence of inputs and sonifications, per layer.
 
   Per encoder group (supervised: every seed of config.supervised;
-  contrastive: every seed of config.contrastive) and layer: each clip's
-  value (left out where the sonification is silent, and counted), the mean
-  over clips per seed ("coherence": mean and t-interval over seeds, for the
-  figure), and the bootstrap intervals of coherence_statistics.
+  contrastive: every seed of config.contrastive) and layer.
+  config.coherence.method 'paper' (Eq. 3): each clip with its most active
+  map's sonification, scipy's Welch defaults, the k largest values; a
+  clip's value is left out where its sonification is silent (counted);
+  tested by coherence_statistics. 'authors' (their notebook): every map
+  with its top config.coherence.inputs_per_map clips, nperseg 160,
+  noverlap 80, nfft 512, the k highest peaks, averaged per map then over
+  the maps (coherence_per_map; tested by coherence_statistics_over_maps).
+  "coherence": the mean per seed (mean and t-interval over seeds, the
+  figure's points); "tests": the bootstrap intervals.
   """
   inputs = inputs or common.load_inputs(config, workdir)
   encoders = {name: [(seed, cnn12_eval.load_encoder(run))
@@ -346,6 +424,7 @@ def coherence(config, workdir: str, inputs=None) -> dict:
   folder, saved = common.resume(config, workdir, inputs, "coherence", models)
   if saved is not None:
     return saved
+  by_map = config.coherence.method == "authors"
   values = {}
   bar = common.progress(sum(map(len, encoders.values())) *
                         len(config.layers), "coherence")
@@ -354,30 +433,35 @@ def coherence(config, workdir: str, inputs=None) -> dict:
     for seed, enc in runs:
       per_layer = []
       for layer in config.layers:
-        per_layer.append(coherence_per_clip(config, enc, inputs.store,
-                                            layer))
+        per_layer.append(
+            coherence_per_map(config, enc, inputs, layer) if by_map
+            else coherence_per_clip(config, enc, inputs.store, layer))
         bar.update()
       per_seed.append(per_layer)
       logging.info("coherence %s seed %d: %s", name, seed,
                    [round(float(np.nanmean(v)), 4) if np.isfinite(v).any()
                     else None for v in per_layer])
-    values[name] = np.array(per_seed)  # (S, L, N)
+    values[name] = per_seed
   bar.close()
   groups = {}
-  for name, v in values.items():
+  for name, per_seed in values.items():
     with np.errstate(invalid="ignore"):
-      means = np.nanmean(v, axis=-1)
+      means = np.array([[np.nanmean(v) if np.isfinite(v).any() else np.nan
+                         for v in seed] for seed in per_seed])  # (S, L)
     groups[name] = {
-        "coherence": [seed_spread(means[:, l]) for l in range(v.shape[1])],
-        "silent_clips": [int(np.isnan(v[:, l]).sum())
-                         for l in range(v.shape[1])],
+        "coherence": [seed_spread(means[:, l]) for l in range(means.shape[1])],
+        "left_out": [int(sum(np.isnan(seed[l]).sum() for seed in per_seed))
+                     for l in range(means.shape[1])],
         "seeds": [s for s, _ in encoders[name]],
-        "per_clip": [[[None if np.isnan(c) else float(c) for c in v[s, l]]
-                      for l in range(v.shape[1])] for s in range(v.shape[0])]}
+        ("per_map" if by_map else "per_clip"): [
+            [_jsonable_values(v) for v in seed] for seed in per_seed]}
+  tests = (coherence_statistics_over_maps(config, values) if by_map else
+           coherence_statistics(config, {g: np.array(v)
+                                         for g, v in values.items()}))
   results = {"layers": list(config.layers), "k": config.coherence.k,
              "method": config.coherence.method, "clips": len(inputs.store),
-             "groups": groups,
-             "tests": coherence_statistics(config, values)}
+             "unit": "map" if by_map else "clip", "groups": groups,
+             "tests": tests}
   figures.coherence_figure(os.path.join(folder, "fig7_coherence.png"),
                            results)
   return common.save_results(folder, results)
