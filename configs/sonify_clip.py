@@ -23,8 +23,12 @@ Fields:
                 Either set (the other counting as 1): the checkpoint's
                 widths must be these, else an error naming both.
   layer         the block whose maps are sonified, 1..11.
-  maps          map numbers (from 1) to sonify, e.g. '(3,17)'; empty: the
-                `top` most active maps on this clip (mean |activation|).
+  maps          map numbers to sonify, e.g. '(3,17)'; empty: the `top`
+                most active maps on this clip (mean |activation|).
+  map_numbering 'from_1' (the package's, as the paper's figures) or
+                'authors' (channel indices from 0, as the authors' code:
+                their channel 17 is map 18 here). `maps` is read in it;
+                the outputs give both numbers.
   top           how many of the most active maps when maps is empty.
   sample_rate   CNN12's input rate (8 kHz in the paper).
   resample      False: a clip at another rate is an error naming both rates;
@@ -53,6 +57,7 @@ def get_config(variant: str = ""):
   c.model.width_divisor = 0
   c.layer = 5
   c.maps = ()
+  c.map_numbering = "from_1"
   c.top = 4
   c.sample_rate = 8000
   c.resample = False

@@ -433,6 +433,21 @@ def test_a_recon_jax_run_folder_and_a_resampled_clip(assets, tmp_path):
     s, rate = sf.read(os.path.join(workdir, entry["sonification_wav"]))
     assert rate == RATE and s.shape == (RATE,)
     assert np.max(np.abs(s)) == pytest.approx(peak, abs=1e-3)
+  assert (silent["authors_channel"], active["authors_channel"]) == (0, 1)
+
+  # The authors' numbering (channels from 0): their channel 1 is map 2.
+  c.map_numbering, c.maps = "authors", (1,)
+  theirs = sonify_clip.run(c, str(tmp_path / "authors"))["results"]
+  (entry,) = theirs["maps"]
+  assert (entry["map"], entry["authors_channel"]) == (2, 1)
+  assert entry["activity"] == active["activity"]
+  c.maps = (TINY[3],)  # One past their last channel.
+  with pytest.raises(ValueError, match=rf"numbered 0..{TINY[3] - 1} "
+                     r"\(map_numbering='authors'\)"):
+    sonify_clip.run(c, str(tmp_path / "authors_bad"))
+  c.maps = (-1,)
+  with pytest.raises(ValueError, match="from 0"):
+    sonify_clip.check_config(c)
 
 # --- The README's library example -------------------------------------------
 

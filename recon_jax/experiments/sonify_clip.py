@@ -53,6 +53,8 @@ FIGURE = "spectrograms.png"
 PARTIAL = ".sonify_clip.partial"
 TORCH_SUFFIXES = (".pt", ".pth")
 COHERENCE_K = 5
+# map_numbering -> the number of the first map.
+NUMBERINGS = {"from_1": 1, "authors": 0}
 # The first weight of the paper's Encoder (Fig. A.1): finds a CNN12 (and
 # the prefix of its names) in a state dict.
 _FIRST_WEIGHT = "features.conv1.weight"
@@ -103,12 +105,17 @@ def check_config(config) -> None:
   if not (_is_int(config.layer) and 1 <= config.layer <= cnn12.NUM_BLOCKS):
     _fail("layer", config.layer,
           f"a CNN12 block number in 1..{cnn12.NUM_BLOCKS}")
+  if config.map_numbering not in NUMBERINGS:
+    _fail("map_numbering", config.map_numbering,
+          "'from_1' (the package's) or 'authors' (channels from 0)")
+  first = NUMBERINGS[config.map_numbering]
   maps = config.maps
   if (not isinstance(maps, (tuple, list)) or
-      any(not _is_int(v) or v < 1 for v in maps) or
+      any(not _is_int(v) or v < first for v in maps) or
       len(set(maps)) != len(maps)):
-    _fail("maps", maps, "distinct feature map numbers from 1, e.g. '(3,17)', "
-          "or () for the `top` most active maps")
+    _fail("maps", maps, f"distinct feature map numbers from {first} "
+          f"(map_numbering={config.map_numbering!r}), e.g. '(3,17)', or () "
+          "for the `top` most active maps")
   if not (_is_int(config.top) and config.top >= 1):
     _fail("top", config.top, "an integer >= 1")
   audio_io.check_rate(config.sample_rate, "config.sample_rate")
@@ -316,7 +323,8 @@ def _lines(results: dict, workdir: str, reused: bool) -> list[str]:
   for e in results["maps"]:
     coh = ("n/a (silent map)" if e["coherence"] is None else
            f"{e['coherence']:.3f}")
-    out.append(f"L{results['layer']} map {e['map']}: activity "
+    out.append(f"L{results['layer']} map {e['map']} (the authors' channel "
+               f"{e['map'] - 1}): activity "
                f"{e['activity']:.4g} (rank {e['rank']}"
                f"{', silent' if e['silent'] else ''}), top-{COHERENCE_K} "
                f"coherence {coh} -> {e['sonification_wav']}")
@@ -397,11 +405,14 @@ def run(config, workdir: str) -> dict:
       resample_flag="--config.resample=True")
   net = load_network(config)
   width = net.model.blocks[layer - 1].features
-  bad = [int(v) for v in config.maps if v > width]
+  first = NUMBERINGS[config.map_numbering]
+  bad = [int(v) for v in config.maps if v - first + 1 > width]
   if bad:
     raise ValueError(f"config.maps: feature map {bad[0]} does not exist: "
                      f"block {layer} of this CNN12 ({config.checkpoint}) has "
-                     f"{width} feature maps, numbered 1..{width}")
+                     f"{width} feature maps, numbered {first}.."
+                     f"{width - 1 + first} (map_numbering="
+                     f"{config.map_numbering!r})")
   record = provenance.to_jsonable({
       "clip": {"fingerprint": file_fingerprint(config.clip),
                "file_rate": clip.file_rate,
@@ -461,8 +472,9 @@ def _sonify_into(folder, config, clip, net, layer, width, record):
   rank = np.empty(width, np.int64)
   rank[order] = np.arange(1, width + 1)
   if config.maps:
-    maps = [int(v) for v in config.maps]
-    chosen = "config.maps"
+    maps = [int(v) - NUMBERINGS[config.map_numbering] + 1
+            for v in config.maps]
+    chosen = f"config.maps (map_numbering={config.map_numbering!r})"
   else:
     maps = [int(i) + 1 for i in order[:min(int(config.top), width)]]
     chosen = f"the {len(maps)} most active maps (config.top={config.top})"
@@ -481,13 +493,13 @@ def _sonify_into(folder, config, clip, net, layer, width, record):
     coherence = metrics.mean_topk_coherence(x, s, rate, k=COHERENCE_K,
                                             on_undefined="nan")
     entries.append({
-        "map": m, "rank": int(rank[m - 1]),
+        "map": m, "authors_channel": m - 1, "rank": int(rank[m - 1]),
         "activity": float(activity[m - 1]), "silent": bool(silent[m - 1]),
         "coherence": None if np.isnan(coherence) else float(coherence),
         "sonification_wav": son_wav, "residual_wav": res_wav})
   media.spectrogram_pairs_figure(
       os.path.join(folder, FIGURE), [(x, s) for s in sonified], rate,
-      row_labels=[f"L{layer} map {m}" for m in maps],
+      row_labels=[f"L{layer} map {m} (ch {m - 1})" for m in maps],
       title=f"{os.path.basename(config.clip)}: block {layer} of CNN12")
   names.append(FIGURE)
   results = {
@@ -497,6 +509,9 @@ def _sonify_into(folder, config, clip, net, layer, width, record):
       "checkpoint": config.checkpoint, "network": record["checkpoint"],
       "layer": layer, "layer_maps": width, "chosen": chosen,
       "input_wav": INPUT_WAV, "figure": FIGURE,
+      "map_numbering": ("'map' counts from 1 (the package, the paper's "
+                        "figures), 'authors_channel' from 0 (the authors' "
+                        "code); folders are named by 'map'"),
       "coherence": (f"mean of the {COHERENCE_K} largest values of "
                     "scipy.signal.coherence (its defaults) of the input and "
                     "the sonification; null for a silent map (undefined)"),

@@ -721,7 +721,9 @@ function renderClips() {
   const head = el("h2", {}, `${model().name} \u00b7 layer ${layer().layer}` +
                   ` \u00b7 map ${m.map} `,
                   el("span", {class: "meta",
-                              text: `activity ${fmt(m.activity)}`}),
+                              text: `activity ${fmt(m.activity)} \u00b7 ` +
+                                    `channel ${m.map - 1} in the authors' ` +
+                                    "code (numbered from 0)"}),
                   m.silent ? el("span", {class: "badge", text: "silent"})
                            : null);
   const rows = m.clips.map((c, i) => el("div", {class: "clip",
