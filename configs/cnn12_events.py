@@ -26,7 +26,10 @@ Variants (comma-separated, e.g. `:paper,x2`):
   x2       CNN12_x2 (model.width_multiplier=2); ~4x the FLOPs and time.
   authors  the authors' code's choices where they differ from the text
            (coupled L2 through Adam, no weight decay, peak normalisation only
-           above 1, ReLU before the classifier, time masks on every example).
+           above 1, ReLU before the classifier, their augmentation chain,
+           mixup every batch; the best-validation checkpoint, clips shorter
+           than 5 s evaluated padded to 5 s, centred, edges repeated: see
+           cnn12_keywords.py).
 """
 import ml_collections
 
@@ -76,6 +79,6 @@ def get_config(variant: str = "default"):
   if "x2" in options:
     c.model.width_multiplier = 2
   if "authors" in options:
-    cnn12_keywords.apply_authors(c)
+    cnn12_keywords.apply_authors(c, eval_seconds=5.0)
   c.lock()
   return c

@@ -27,7 +27,12 @@ Variants (comma-separated, e.g. `:paper,x2`):
            coupled L2 through Adam, no weight decay, peak normalisation only
            of clips louder than 1, a ReLU before the classifier, and their
            augmentation chain (gain -> noise -> peak -> masks, gain with
-           p 0.25, time masks on every example, mixup every batch).
+           p 0.25, time masks on every example, mixup every batch), and
+           their evaluation: the best-validation checkpoint
+           (train.checkpoint_choice) with clips padded to 1 s, centred,
+           edges repeated (data.eval_min_seconds, data.eval_pad). Their
+           notebooks load checkpoints of 50-100 epochs chosen this way; set
+           train.num_epochs for that.
 
 Every field is checked before any work; the config is locked, so a misspelt
 override (--config.train.batchsize=32) is an error.
@@ -39,9 +44,18 @@ from recon_jax.train import cnn12_data
 from recon_jax.train import cnn12_supervised as sup
 
 
-def apply_authors(c, weight_decay: float = 0.0):
-  """The authors' code's choices where they differ from the text."""
+def apply_authors(c, weight_decay: float = 0.0, eval_seconds: float = 1.0):
+  """The authors' code's choices where they differ from the text.
+
+  eval_seconds: their val_clip_size (1 s Speech Commands, 5 s FSD50K): a
+  shorter clip is evaluated padded to it, centred, edges repeated.
+  """
   c.train.weight_decay_mode = "coupled"
+  # Their evaluation scripts: the best-validation checkpoint, and clips
+  # padded to val_clip_size by PadToSize (torch 'replicate').
+  c.train.checkpoint_choice = "best_validation"
+  c.data.eval_min_seconds = eval_seconds
+  c.data.eval_pad = "edge"
   c.train.weight_decay = weight_decay
   c.data.peak = "louder_than_one"
   c.model.head_relu_input = True

@@ -25,5 +25,8 @@ recon-jax --config=configs/sonification.py --workdir="$R/sonification" \
     --config.supervised="$R/cnn12_events" --config.contrastive="$R/cnn12_simclr" \
     --config.probe="$R/cnn12_probe_events" \
     --config.finetune="$R/cnn12_finetune_events" --config.data.dir="$R/data/events"
+# The README's CNN12 table and findings are quoted from these runs' results
+# (saved into docs/results/; see recon_jax/report/readme_quote.py).
+python -m recon_jax.report.readme_quote --runs="$R"
 echo "summaries: $R/cnn12_*/summary.json; findings: $R/sonification/summary.md;" \
      "page: $R/sonification/sonification_page/index.html"

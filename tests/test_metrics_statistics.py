@@ -110,6 +110,16 @@ def test_welch_interval_is_scipys():
     statistics.welch_interval([0.3, np.nan], b)
 
 
+def test_t_interval_is_scipys_one_sample_interval():
+  v = np.array([0.30, 0.27, 0.35, 0.31])
+  ours = statistics.t_interval(v, 0.2)
+  ref = scipy.stats.ttest_1samp(v, 0.2).confidence_interval(0.95)
+  # scipy's interval is of the mean; ours of the mean minus the reference.
+  assert ours["low"] == pytest.approx(ref.low - 0.2)
+  assert ours["high"] == pytest.approx(ref.high - 0.2)
+  assert np.isnan(statistics.t_interval([0.3], 0.2)["low"])
+
+
 @pytest.mark.parametrize("k, n", [(0, 5), (3, 7), (7, 7), (1, 40)])
 def test_binomial_interval_is_clopper_pearson(k, n):
   ours = statistics.binomial_interval(k, n)

@@ -5,10 +5,14 @@ table summary.md and the README quote."""
 import ml_collections
 import numpy as np
 import pytest
+import scipy.stats
+
+from recon_jax import provenance
 
 from recon_jax.data.clips import ClipStore
 from recon_jax.experiments import sonification_measures as measures
 from recon_jax.metrics import statistics
+from recon_jax.report import cnn12_tables
 from recon_jax.report import sonification_findings as findings
 
 N, C, LAYERS = 120, 6, (1, 5)
@@ -155,20 +159,44 @@ def test_findings_table_quotes_verdict_interval_and_test():
   store, logits, seeds = _residual_case(rng, 0.8, 0.4, 0.75, 0.78)
   res = measures.residual_statistics(_config(), measures.ClipMetric(store),
                                      logits, seeds)
-  found = findings.findings({
-      "residual_test": res,
-      "models": {"supervised": {"metric": "test mAP",
-                                "values": [0.30, 0.31, 0.29]},
-                 "finetune": {"metric": "test mAP",
-                              "values": [0.40, 0.39, 0.41]}}})
+  found = findings.findings({"residual_test": res})
   table = findings.format_findings(found)
   assert table.count("\n") == len(found) + 2
-  last = found[-1]
-  assert last["finding"].startswith("fine-tuning the SimCLR encoder beats")
-  assert last["verdict"] == statistics.HOLDS
-  assert last["test"] == "Welch t over seeds (3 vs 3)"
-  assert statistics.format_interval(last) in table
-  assert "**holds**" in table
+  for f in found:
+    assert f"| **{f['verdict']}** | {statistics.format_interval(f)} |" in table
+  assert "paired bootstrap over 120 clips, seeds redrawn" in table
+
+
+def test_model_level_claims_by_welch_over_seeds(tmp_path):
+  def run(folder, metric, values, chance):
+    provenance.write_json_atomic(str(tmp_path / folder / "summary.json"), {
+        "seeds": list(range(len(values))), "metrics": {
+            f"test/{metric}": {"mean": float(np.mean(values)), "ci95": 0.01,
+                               "values": values},
+            f"chance/{metric}": {"mean": chance, "ci95": float("nan"),
+                                 "values": [chance] * len(values)}}})
+
+  run("cnn12_events", "mAP", [0.30, 0.31, 0.29], 0.18)
+  run("cnn12_finetune_events", "mAP", [0.40, 0.39, 0.41], 0.18)
+  run("cnn12_probe_events", "mAP", [0.18, 0.185, 0.178], 0.18)
+  run("cnn12_keywords", "accuracy", [0.5, 0.6, 0.55], 1 / 35)
+  t = cnn12_tables.cnn12_tables(str(tmp_path))
+  assert [r["run"] for r in t["rows"]] == ["cnn12_events",
+                                           "cnn12_probe_events",
+                                           "cnn12_finetune_events",
+                                           "cnn12_keywords"]
+  fine, probe = t["findings"]  # the keyword fine-tune run is missing
+  ref = scipy.stats.ttest_ind([0.40, 0.39, 0.41], [0.30, 0.31, 0.29],
+                              equal_var=False).confidence_interval(0.95)
+  assert (fine["low"], fine["high"]) == pytest.approx((ref.low, ref.high))
+  assert fine["verdict"] == statistics.HOLDS
+  assert fine["test"] == "Welch t over seeds (3 vs 3)"
+  # The probe is at chance: the claim it is in is not tested.
+  assert probe["verdict"] == statistics.NOT_TESTED
+  assert "cnn12_probe_events is not above chance" in probe["evidence"]
+  table = cnn12_tables.format_table(t)
+  assert "| `cnn12_events` | events | supervised, sigmoid BCE | 3 | test mAP " \
+         "0.300 ± 0.010 | 0.180 |" in table
 
 
 def test_coherence_over_maps_resamples_each_layers_maps():

@@ -154,6 +154,35 @@ def test_probe_trains_only_the_head_and_finetune_both(supervised_run,
       assert sum(m > 0 for m in moved) > len(moved) // 2, moved
 
 
+def test_best_validation_checkpoint_is_reported_and_handed_on(tmp_path):
+  """checkpoint_choice='best_validation': every evaluated step is kept, the
+  run reports the one with the best validation accuracy, and
+  load_classifier hands that one on."""
+  data = keyword_data(seed=1)
+  c = quiet(supervised_config(num_epochs=8, eval_every_epochs=2,
+                              keep_period=0,
+                              checkpoint_choice="best_validation"))
+  workdir = str(tmp_path / "best")
+  result = sup.train_classifier(c, workdir, data, seed=0)
+  rows = [json.loads(l) for l in open(os.path.join(workdir,
+                                                   "metrics.jsonl"))]
+  evals = {r["step"]: r["eval/accuracy"] for r in rows
+           if "eval/accuracy" in r}
+  assert sorted(evals) == [4, 8, 12, 16]  # 2 steps an epoch, every 2 epochs
+  best = max(sorted(evals), key=evals.get)
+  assert result["checkpoint"] == {"choice": "best_validation", "step": best}
+  assert set(evals) <= set(loop.list_checkpoint_steps(workdir))
+  clf = cnn12_eval.load_classifier(workdir)
+  assert clf.record["step"] == best
+  store = cnn12_data.clip_store(data, "test")
+  again = sup.evaluate(clf.encoder, clf.head, clf.params, store, 16)
+  assert again["accuracy"] == pytest.approx(result["test"]["accuracy"])
+  assert result["validation"]["accuracy"] == pytest.approx(evals[best])
+  with pytest.raises(ValueError, match="eval_every_epochs"):
+    sup.check_config(supervised_config(checkpoint_choice="best_validation",
+                                       eval_every_epochs=0), 8)
+
+
 def test_probe_refuses_an_encoder_of_other_widths(supervised_run, tmp_path):
   workdir, data, _ = supervised_run
   c = _encoder_config(cnn12_probe, workdir)
@@ -244,6 +273,18 @@ def test_epoch_batches_are_deterministic_windows_of_long_clips():
                                                (12000, [2])]
   x = cnn12_data.eval_inputs(store, [1], 4000)[0]  # 3000 samples, tiled.
   np.testing.assert_array_equal(x, store.clip(1)[np.arange(4000) % 3000])
+  # The authors' evaluation: at least 5 s (here 6000 samples), centred with
+  # the edges repeated (their PadToSize, torch 'replicate').
+  groups = cnn12_data.eval_groups(store, 1, 6000)
+  assert [(n, list(i)) for n, i in groups] == [(6000, [0, 1, 3]),
+                                               (9000, [2])]
+  x = cnn12_data.eval_inputs(store, [1, 0], 6000, "edge")
+  for row, clip in enumerate((1, 0)):
+    pad = 6000 - lengths[clip]
+    want = np.pad(store.clip(clip), (pad // 2, pad - pad // 2), mode="edge")
+    np.testing.assert_array_equal(x[row], want)
+  with pytest.raises(ValueError, match="pad='wrap'"):
+    cnn12_data.eval_inputs(store, [1], 6000, "wrap")
 
 
 def test_over_seeds_gives_mean_and_t_interval():

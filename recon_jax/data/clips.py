@@ -157,25 +157,43 @@ def train_window(store: ClipStore, need: int, max_samples: int) -> int:
   return int(max(need, min(store.max_length, max_samples)))
 
 
-def eval_length(length: int, multiple: int) -> int:
-  """A clip's evaluation length: rounded up to `multiple`, at least CNN12's
-  receptive field (the extra samples tile the clip)."""
-  rounded = -(-int(length) // multiple) * multiple
+EVAL_PADS = ("tile", "edge")
+
+
+def eval_length(length: int, multiple: int, minimum: int = 0) -> int:
+  """A clip's evaluation length: at least `minimum` samples, rounded up to
+  `multiple`, at least CNN12's receptive field (the extra samples pad the
+  clip, see eval_inputs)."""
+  rounded = -(-max(int(length), int(minimum)) // multiple) * multiple
   return max(rounded, audio_io.CNN12_RECEPTIVE_FIELD)
 
 
-def eval_groups(store: ClipStore, multiple: int) -> list:
+def eval_groups(store: ClipStore, multiple: int, minimum: int = 0) -> list:
   """[(length, clip indices)] of clips evaluated at each length, sorted."""
-  lengths = np.array([eval_length(n, multiple) for n in store.lengths])
+  lengths = np.array([eval_length(n, multiple, minimum)
+                      for n in store.lengths])
   return [(int(n), np.flatnonzero(lengths == n)) for n in np.unique(lengths)]
 
 
-def eval_inputs(store: ClipStore, indices, length: int) -> np.ndarray:
-  """float32 (len(indices), length): each clip from its start, tiled to
-  `length` (as augment.tile_to_length; a no-op for clips of that length)."""
+def eval_inputs(store: ClipStore, indices, length: int,
+                pad: str = "tile") -> np.ndarray:
+  """float32 (len(indices), length): each clip lengthened to `length`.
+
+  pad 'tile': the clip from its start, repeated (as augment.tile_to_length);
+  'edge': the clip centred, its first and last samples repeated outwards
+  (the authors' evaluation, PadToSize with torch's 'replicate'; the extra
+  sample of an odd padding goes after). A no-op for clips of that length.
+  """
+  if pad not in EVAL_PADS:
+    raise ValueError(f"pad={pad!r}: want one of {EVAL_PADS}")
   waves, valid = store.windows(indices, length)
   for row in np.flatnonzero(valid < length):
-    waves[row] = waves[row, np.arange(length) % valid[row]]
+    n = int(valid[row])
+    if pad == "tile":
+      waves[row] = waves[row, np.arange(length) % n]
+    else:
+      before = (length - n) // 2
+      waves[row] = waves[row, np.clip(np.arange(length) - before, 0, n - 1)]
   return waves
 
 

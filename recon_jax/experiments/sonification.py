@@ -455,20 +455,6 @@ def _analysis_figures(workdir, folder) -> list:
 # --- Everything --------------------------------------------------------------
 
 
-def whole_encoder_metrics(config, metric: str) -> dict:
-  """{run field: {"metric", "values" per seed}} of the whole-encoder runs'
-  test metric (their summary.json), for the model-level findings."""
-  out = {}
-  for field in ("supervised", "probe", "finetune"):
-    path = (os.path.join(config[field], cnn12_eval.SUMMARY_JSON)
-            if config[field] else "")
-    if path and os.path.exists(path):
-      m = provenance.read_json(path)["metrics"].get(f"test/{metric}")
-      if m:
-        out[field] = {"metric": f"test {metric}", "values": m["values"]}
-  return out
-
-
 def run_all(config, workdir: str, analyses=ANALYSES) -> dict:
   """Runs the analyses named (all by default) and writes summary.json and
   summary.md: the paper's findings with their intervals and verdicts."""
@@ -483,9 +469,7 @@ def run_all(config, workdir: str, analyses=ANALYSES) -> dict:
     if name in analyses:
       logging.info("analysis %s", name)
       results[name] = globals()[name](config, workdir, inputs)
-  metric = "mAP" if inputs.store.multilabel else "accuracy"
-  models = whole_encoder_metrics(config, metric)
-  summary = sonification_findings.findings({**results, "models": models})
+  summary = sonification_findings.findings(results)
   provenance.write_json_atomic(os.path.join(workdir, "summary.json"), {
       "findings": summary, "data": inputs.fingerprint,
       "rule": sonification_findings.VERDICT_RULE,

@@ -159,6 +159,22 @@ def welch_interval(a, b, level: float = 0.95) -> dict:
   return out
 
 
+def t_interval(values, reference: float = 0.0, level: float = 0.95) -> dict:
+  """Student's t-interval of mean(values) - reference over runs (seeds);
+  NaN bounds for fewer than 2 runs."""
+  v = np.asarray(values, np.float64).ravel()
+  if v.size == 0 or not np.all(np.isfinite(v)):
+    raise ValueError(f"t_interval needs finite values, got {values!r}")
+  est = float(v.mean() - reference)
+  out = {"estimate": est, "low": float("nan"), "high": float("nan"),
+         "level": level, "method": f"t over {v.size} seed(s)"}
+  if v.size >= 2:
+    half = float(scipy.stats.t.ppf(0.5 + level / 2, v.size - 1)
+                 * v.std(ddof=1) / np.sqrt(v.size))
+    out.update(low=est - half, high=est + half)
+  return out
+
+
 def verdict(interval: dict, direction: int = 1) -> str:
   """What an interval of an effect says about the paper's claim.
 

@@ -19,8 +19,8 @@ GROUP_NAMES = {"supervised": "supervised CNN12",
                "full": "fine-tuned SimCLR encoder"}
 
 
-def _finding(claim, interval, test, evidence, direction=1, gate=None):
-  """One record; gate: None, or (ok, why) where not ok means the claim's
+def finding(claim, interval, test, evidence, direction=1, gate=None):
+  """One finding's record; gate: None, or (ok, why) where not ok means the claim's
   model did not learn and the verdict is 'not tested at this scale'."""
   verdict = statistics.verdict(interval, direction)
   if gate is not None and not gate[0]:
@@ -49,7 +49,7 @@ def _residual_findings(res) -> list[dict]:
     per_layer = [statistics.verdict(d) for d in g["drop"]]
     clean = g["clean"]["mean"]
     seeds = len(g["clean"]["values"])
-    out.append(_finding(
+    out.append(finding(
         f"{label}: removing the most active map's sonification lowers "
         f"{metric} (Fig. 6)", g["drop_over_layers"], "",
         f"{metric} drop (clean - residual), mean over blocks "
@@ -57,12 +57,12 @@ def _residual_findings(res) -> list[dict]:
         f"{res['chance']:.3f}, {seeds} seed{'s' * (seeds > 1)}); the drop "
         f"holds at {per_layer.count(statistics.HOLDS)} of {len(layers)} "
         "blocks", gate=gate))
-    out.append(_finding(
+    out.append(finding(
         f"{label}: ...more than removing a random active map's "
         "sonification (control)", g["versus_random_over_layers"], "",
         f"{metric} with a random active map removed minus with the most "
         "active one removed, mean over blocks", gate=gate))
-    out.append(_finding(
+    out.append(finding(
         f"{label}: ...more than removing white noise of the same energy "
         "(control)", g["versus_noise_over_layers"], "",
         f"{metric} with energy-matched noise removed minus with the most "
@@ -77,7 +77,7 @@ def _coherence_findings(coh, gates) -> list[dict]:
     if group == "falls_faster":
       continue
     means = coh["groups"][group]["coherence"]
-    out.append(_finding(
+    out.append(finding(
         f"{group} encoder: input/sonification coherence falls with depth "
         "(Fig. 7)", t["falls"], "",
         f"mean top-{coh['k']} coherence, block {first} - block {last}: "
@@ -87,7 +87,7 @@ def _coherence_findings(coh, gates) -> list[dict]:
   if "falls_faster" in coh["tests"]:
     sup = coh["tests"]["supervised"]["falls"]["estimate"]
     con = coh["tests"]["contrastive"]["falls"]["estimate"]
-    out.append(_finding(
+    out.append(finding(
         "coherence falls faster for the supervised encoder than for the "
         "contrastive one (Fig. 7)", coh["tests"]["falls_faster"], "",
         f"fall (block {first} - block {last}) supervised {sup:.3f} minus "
@@ -97,7 +97,7 @@ def _coherence_findings(coh, gates) -> list[dict]:
 
 def _active_findings(act, gates) -> list[dict]:
   g = act["groups"]
-  return [_finding(
+  return [finding(
       f"contrastive deep layers (blocks {', '.join(map(str, act['layers']))})"
       " keep more maps active than supervised ones (Sec. 3.3)",
       act["contrastive_minus_supervised"], "",
@@ -118,14 +118,14 @@ def _evolution_findings(ev) -> list[dict]:
               f"silent on every clip at step {last} were active for some "
               f"clip at step {first}")
   if iv["trials"] == 0:
-    return [_finding(claim, iv, "", evidence, gate=(
+    return [finding(claim, iv, "", evidence, gate=(
         False, f"no map of blocks {layers} is dead at step {last}"))]
-  return [_finding(claim, iv, "", evidence)]
+  return [finding(claim, iv, "", evidence)]
 
 
 def _welch_finding(claim, a, b, what):
   interval = statistics.welch_interval(a, b)
-  return _finding(claim, interval, "", f"{what}: {np.mean(a):.3f} vs "
+  return finding(claim, interval, "", f"{what}: {np.mean(a):.3f} vs "
                   f"{np.mean(b):.3f} ({len(a)} vs {len(b)} seeds)")
 
 
@@ -152,23 +152,12 @@ def _layer_importance_findings(li) -> list[dict]:
   return out
 
 
-def _model_findings(models) -> list[dict]:
-  out = []
-  sup, fine = models.get("supervised"), models.get("finetune")
-  if sup and fine and sup["metric"] == fine["metric"]:
-    out.append(_welch_finding(
-        "fine-tuning the SimCLR encoder beats supervised training from "
-        "scratch (Table A.4)", fine["values"], sup["values"],
-        f"{sup['metric']}, fine-tuned vs supervised"))
-  return out
-
-
 def findings(results: dict) -> list[dict]:
   """The paper's findings on these results: [{finding, verdict, estimate,
   low, high, level, direction, test, evidence}], for the analyses run.
 
-  results: {analysis name: its results dict, "models": {run field:
-  {"metric", "values" per seed}} (the whole-encoder runs' test metric)}.
+  results: {analysis name: its results dict}. The whole-encoder runs'
+  claims (fine-tuning vs supervised, ...) are report.cnn12_tables'.
   """
   out, gates = [], {}
   res = results.get("residual_test")
@@ -188,7 +177,6 @@ def findings(results: dict) -> list[dict]:
     out += _evolution_findings(results["feature_evolution"])
   if results.get("layer_importance"):
     out += _layer_importance_findings(results["layer_importance"])
-  out += _model_findings(results.get("models") or {})
   return out
 
 

@@ -126,6 +126,9 @@ def check_config(config, num_devices: int | None = None) -> None:
         "want 'contrastive' for this recipe")
   sup.check_model_config(config.model)
   sup.check_train_config(config.train, num_devices, crop=False)
+  _need(config.train.checkpoint_choice == "final", "train.checkpoint_choice",
+        config.train.checkpoint_choice, "the contrastive recipe keeps its "
+        "final checkpoint (want 'final'; a probe or fine-tune run chooses)")
   c = config.contrastive
   _need(sup._is_real(c.tau) and c.tau > 0, "contrastive.tau", c.tau,
         "want a temperature > 0")

@@ -18,6 +18,7 @@ from recon_jax import checks
 from recon_jax import provenance
 from recon_jax.data import audio_folder
 from recon_jax.data import audio_io
+from recon_jax.data import clips
 from recon_jax.data import events
 from recon_jax.data import keywords
 from recon_jax.data.clips import ClipStore  # noqa: F401  (re-exported)
@@ -68,6 +69,11 @@ def data_config(source: str = "generated_keywords",
     of this length (placed uniformly per epoch) from which the step crops.
   eval_length_multiple: clips are evaluated whole, tiled up to a multiple of
     this many samples (1: exact lengths, one compile per distinct length).
+  eval_min_seconds: a clip shorter than this is padded to it for
+    evaluation (0: none, the default; the authors' evaluation: 5.0).
+  eval_pad: how a clip is lengthened for evaluation: 'tile' (repeated from
+    its start, the default) or 'edge' (the authors' PadToSize: centred,
+    the first and last samples repeated outwards).
   in_memory_limit_gb: a set whose samples (float32) exceed this is packed
     and streamed from disk instead of read into memory (per host).
   read_threads / prefetch_batches / worker_processes: the streaming input's
@@ -87,6 +93,8 @@ def data_config(source: str = "generated_keywords",
   c.peak = "always"
   c.max_window_seconds = 10.0
   c.eval_length_multiple = 4000
+  c.eval_min_seconds = 0.0
+  c.eval_pad = "tile"
   c.in_memory_limit_gb = 8.0
   c.read_threads = 4
   c.prefetch_batches = 4
@@ -129,6 +137,12 @@ def check_data_config(c, field: str = "data") -> None:
       isinstance(c.eval_length_multiple, bool) or c.eval_length_multiple < 1):
     _fail(f"{field}.eval_length_multiple", c.eval_length_multiple,
           "want an integer >= 1 (1: exact clip lengths)")
+  checks.real(c.eval_min_seconds, f"{field}.eval_min_seconds (0: none)",
+              lo=0)
+  if c.eval_pad not in clips.EVAL_PADS:
+    _fail(f"{field}.eval_pad", c.eval_pad,
+          f"want one of {clips.EVAL_PADS} ('tile': from the start; 'edge': "
+          "centred, edges repeated, as the authors' evaluation)")
   checks.real(c.in_memory_limit_gb, f"{field}.in_memory_limit_gb (GiB; 0: "
               "always stream)", lo=0)
   checks.integer(c.read_threads, f"{field}.read_threads", lo=1)

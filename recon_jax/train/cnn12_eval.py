@@ -111,12 +111,19 @@ def _saved_run(run_dir: str, kinds, what: str) -> tuple[str, dict]:
 
 
 def _checkpoint_step(run_dir: str, step: int | None) -> int:
-  """`step`, or the newest checkpoint's; FileNotFoundError if none."""
+  """`step`; else the step the run reported on (its eval.json's
+  checkpoint, e.g. the best validation one), else the newest checkpoint's;
+  FileNotFoundError if none."""
   steps = loop.list_checkpoint_steps(run_dir)
   if not steps:
     raise FileNotFoundError(f"{run_dir}/{loop.CHECKPOINTS}: no checkpoint; "
                             "train it first")
-  return steps[-1] if step is None else int(step)
+  if step is not None:
+    return int(step)
+  path = os.path.join(run_dir, sup.EVAL_JSON)
+  chosen = (provenance.read_json(path).get("checkpoint", {}).get("step")
+            if os.path.exists(path) else None)
+  return int(chosen) if chosen is not None else steps[-1]
 
 
 def _check_shapes(params, init: Callable, message: str) -> None:

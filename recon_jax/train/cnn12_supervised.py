@@ -28,6 +28,8 @@ model_config.json (what the network is, for loaders), metrics.jsonl and
 TensorBoard events, eval.json (validation and test metrics, chance levels).
 """
 import functools
+import json
+import math
 import numbers
 import os
 from typing import Any, Callable, NamedTuple
@@ -42,6 +44,7 @@ import orbax.checkpoint as ocp
 
 from recon_jax import metrics as metrics_lib
 from recon_jax import provenance
+from recon_jax.data import audio_io
 from recon_jax.data import augment
 from recon_jax.models import cnn12
 from recon_jax.models import heads
@@ -51,6 +54,7 @@ from recon_jax.train import loop
 from recon_jax.train import optimizers
 
 RECIPES = ("supervised", "contrastive", "probe", "finetune")
+CHECKPOINT_CHOICES = ("final", "best_validation")
 SAMPLE_RATE = augment.SAMPLE_RATE
 MODEL_CONFIG = "model_config.json"
 MADE_BY = "made_by.json"
@@ -98,6 +102,11 @@ def train_config() -> ml_collections.ConfigDict:
     kept. keep_period: a never-pruned checkpoint every so many steps (0:
     none), the series the feature-evolution analysis reads.
   log_every: steps between metric rows.
+  checkpoint_choice: which parameters a classifier run reports and hands on
+    (its test metrics, load_classifier): 'final' (the paper is silent; the
+    default) or 'best_validation' (the authors' evaluation scripts: the
+    checkpoint with the best validation metric of those evaluated every
+    eval_every_epochs, all of which are then kept).
   """
   c = ml_collections.ConfigDict()
   c.batch_size = 64
@@ -113,6 +122,7 @@ def train_config() -> ml_collections.ConfigDict:
   c.keep_checkpoints = 2
   c.keep_period = 0
   c.log_every = 20
+  c.checkpoint_choice = "final"
   return c
 
 
@@ -171,6 +181,12 @@ def check_train_config(t, num_devices: int, crop: bool = True) -> None:
   _need(t.weight_decay_mode in optimizers.WEIGHT_DECAY_MODES,
         "train.weight_decay_mode", t.weight_decay_mode,
         f"want one of {optimizers.WEIGHT_DECAY_MODES}")
+  _need(t.checkpoint_choice in CHECKPOINT_CHOICES, "train.checkpoint_choice",
+        t.checkpoint_choice, f"want one of {CHECKPOINT_CHOICES}")
+  _need(t.checkpoint_choice != "best_validation" or t.eval_every_epochs >= 1,
+        "train.eval_every_epochs", t.eval_every_epochs,
+        "must be >= 1 with train.checkpoint_choice='best_validation' (the "
+        "checkpoints it chooses among are the evaluated ones)")
   _need(t.batch_size % num_devices == 0, "train.batch_size", t.batch_size,
         f"must be divisible by the {num_devices} devices (each holds "
         "batch_size / devices examples)")
@@ -327,23 +343,26 @@ def _replicated(tree, mesh):
 
 def predict_logits(encoder, head, params, store: cnn12_data.ClipStore,
                    batch_size: int = 64, length_multiple: int = 1,
-                   mesh=None) -> np.ndarray:
+                   mesh=None, *, min_length: int = 0,
+                   pad: str = "tile") -> np.ndarray:
   """(N, C) float32 logits of every clip of `store`, each seen whole.
 
-  Clips are grouped by evaluation length (cnn12_data.eval_groups); each
-  batch is padded to `batch_size` (rounded up to the mesh's devices) and
-  split over the mesh.
+  Clips are grouped by evaluation length (cnn12_data.eval_groups: at least
+  min_length samples, rounded up to length_multiple), lengthened by `pad`
+  (cnn12_data.eval_inputs); each batch is padded to `batch_size` (rounded
+  up to the mesh's devices) and split over the mesh.
   """
   mesh = loop.make_mesh() if mesh is None else mesh
   n_dev = mesh.devices.size
   batch_size = -(-batch_size // n_dev) * n_dev
   params = _replicated(params, mesh)
   out = np.zeros((len(store), head.num_classes), np.float32)
-  for length, indices in cnn12_data.eval_groups(store, length_multiple):
+  for length, indices in cnn12_data.eval_groups(store, length_multiple,
+                                                min_length):
     for start in range(0, len(indices), batch_size):
       idx = indices[start:start + batch_size]
       x = np.zeros((batch_size, length), np.float32)
-      x[:len(idx)] = cnn12_data.eval_inputs(store, idx, length)
+      x[:len(idx)] = cnn12_data.eval_inputs(store, idx, length, pad)
       logits = head_forward(encoder, head, mesh)(
           params, loop.shard_batch({"x": x}, mesh)["x"])
       out[idx] = np.asarray(logits)[:len(idx)]
@@ -369,10 +388,20 @@ def chance_levels(store: cnn12_data.ClipStore) -> dict:
 
 
 def evaluate(encoder, head, params, store, batch_size=64, length_multiple=1,
-             mesh=None) -> dict:
-  """Metrics of the classifier on every clip of `store`, seen whole."""
+             mesh=None, *, min_length: int = 0, pad: str = "tile") -> dict:
+  """Metrics of the classifier on every clip of `store`, seen whole (as
+  predict_logits)."""
   return classification_metrics(store, predict_logits(
-      encoder, head, params, store, batch_size, length_multiple, mesh))
+      encoder, head, params, store, batch_size, length_multiple, mesh,
+      min_length=min_length, pad=pad))
+
+
+def eval_settings(data_config) -> dict:
+  """evaluate's length keywords from a data block."""
+  return {"length_multiple": data_config.eval_length_multiple,
+          "min_length": int(round(data_config.eval_min_seconds
+                                  * audio_io.SAMPLE_RATE)),
+          "pad": data_config.eval_pad}
 
 
 # --- Training ----------------------------------------------------------------
@@ -482,7 +511,8 @@ def classifier_setup(config, data, seed: int, *, mesh=None,
       "model": model_record, "train": provenance.to_jsonable(t),
       "augment": provenance.to_jsonable(config.augment),
       "data_settings": {k: config.data[k] for k in (
-          "max_window_seconds", "eval_length_multiple")}}
+          "max_window_seconds", "eval_length_multiple", "eval_min_seconds",
+          "eval_pad")}}
   if pretrained is not None:
     made_by["encoder"] = pretrained.record
 
@@ -508,6 +538,33 @@ def classifier_setup(config, data, seed: int, *, mesh=None,
       model_record=model_record, head_init=head_init)
 
 
+def kept_period(t, steps_per_epoch: int) -> int | None:
+  """fit's keep_period: train.keep_period, and with checkpoint_choice
+  'best_validation' every evaluated step too (their gcd)."""
+  period = t.keep_period
+  if t.get("checkpoint_choice") == "best_validation":
+    every_eval = t.eval_every_epochs * steps_per_epoch
+    period = math.gcd(period, every_eval) if period else every_eval
+  return period or None
+
+
+def best_validation_step(workdir: str, metric: str) -> int:
+  """The evaluated step with the highest eval/<metric> in metrics.jsonl
+  (the last row of a step counts, after a resume; the earliest of equal
+  values wins)."""
+  path = os.path.join(workdir, "metrics.jsonl")
+  values = {}
+  with open(path) as f:
+    for line in f:
+      row = json.loads(line)
+      if f"eval/{metric}" in row:
+        values[int(row["step"])] = float(row[f"eval/{metric}"])
+  if not values:
+    raise ValueError(f"{path} has no eval/{metric} row to choose the best "
+                     "validation checkpoint by")
+  return max(sorted(values), key=lambda step: values[step])
+
+
 def fit_setup(workdir: str, setup, t, seed: int, eval_fn, mesh, *,
               init_fn=None):
   """`loop.fit` of a recipe's Setup (classifier_setup, contrastive_setup)
@@ -518,7 +575,8 @@ def fit_setup(workdir: str, setup, t, seed: int, eval_fn, mesh, *,
       epoch_batches=setup.epoch_batches, num_steps=setup.num_steps,
       seed=seed, checkpoint_every=t.checkpoint_every,
       keep_checkpoints=t.keep_checkpoints,
-      keep_period=t.keep_period or None, log_every=t.log_every,
+      keep_period=kept_period(t, setup.steps_per_epoch),
+      log_every=t.log_every,
       eval_fn=eval_fn,
       eval_every=t.eval_every_epochs * setup.steps_per_epoch,
       mesh=mesh, record=setup.made_by)
@@ -539,7 +597,8 @@ def train_classifier(config, workdir: str, data, seed: int, *, mesh=None,
 
   Returns:
     {"validation": metrics, "test": metrics, "chance": metrics,
-     "steps": int} (also written to workdir/eval.json).
+     "steps": int, "checkpoint": {"choice", "step"}: the parameters those
+     metrics are of} (also written to workdir/eval.json).
 
   Raises:
     ValueError for settings the data cannot meet (crop longer than every
@@ -570,7 +629,8 @@ def train_classifier(config, workdir: str, data, seed: int, *, mesh=None,
 
   def run_eval(params, split):
     return evaluate(setup.encoder, setup.head, params, setup.stores[split],
-                    t.eval_batch_size, config.data.eval_length_multiple, mesh)
+                    t.eval_batch_size, mesh=mesh,
+                    **eval_settings(config.data))
 
   last_eval = {}
 
@@ -592,13 +652,22 @@ def train_classifier(config, workdir: str, data, seed: int, *, mesh=None,
               "head": setup.head_init(head_key)}
 
   state = fit_setup(workdir, setup, t, seed, eval_fn, mesh, init_fn=init_fn)
+  if t.checkpoint_choice == "best_validation":
+    metric = "mAP" if setup.stores["validation"].multilabel else "accuracy"
+    step = best_validation_step(workdir, metric)
+    params = loop.restore_params_at(workdir, step)
+    validation = run_eval(params, "validation")
+  else:
+    step, params = setup.num_steps, state.params
+    validation = (last_eval["result"]
+                  if last_eval.get("step") == setup.num_steps
+                  else run_eval(params, "validation"))
   result = {
-      "validation": (last_eval["result"]
-                     if last_eval.get("step") == setup.num_steps
-                     else run_eval(state.params, "validation")),
-      "test": run_eval(state.params, "test"),
+      "validation": validation,
+      "test": run_eval(params, "test"),
       "chance": chance_levels(setup.stores["test"]),
       "steps": setup.num_steps,
+      "checkpoint": {"choice": t.checkpoint_choice, "step": step},
   }
   if jax.process_index() == 0:
     provenance.write_json_atomic(paths[EVAL_JSON], result)
