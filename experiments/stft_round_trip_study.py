@@ -2,11 +2,12 @@
 
   python experiments/stft_round_trip_study.py --workdir=/tmp/stft_study
       [--corpus_size=tiny] [--data_workdir=DIR] [--num_phones=160]
+      [--seed=0] [--iters=0,32,100,300,1000]
 
 Data: the thesis experiment's own path (recon_jax.data.prepare.
 phone_data_from_config with corpus_settings(--corpus_size)): an espeak-ng
 corpus in TIMIT layout is generated under --data_workdir (default
---workdir; "tiny" takes about a minute), or reused if that directory already
+--workdir; "tiny" took ~1 s here), or reused if that directory already
 holds one with the same settings (e.g. a thesis run's workdir, whose
 corpus/ and cache/ are then read, not remade). Phones are zero-padded to the
 longest kept phone (95th percentile of TRAIN lengths), as the thesis.
@@ -23,6 +24,9 @@ sd / sqrt(n)). Grid:
           it) or from zero phase, momentum 0.99 (fast GL, the package) or 0
           (classic GL), after 0 / 32 / 100 / 300 / 1000 iterations;
           "true phase": ops.istft of the complex STFT (the upper bound);
+          "real part": ops.istft of the STFT's real part, a literal reading
+          of the thesis's "omitting the imaginary (phase) values" (no
+          phase recovery; not what the package does);
   measure "padded": the waveforms as the package scores them (the whole
           padded length); "own length": the same reconstruction cut to each
           phone's own length (PhoneSplit.lengths) before max_xcorr.
@@ -77,7 +81,8 @@ _CORPUS_SIZE = flags.DEFINE_enum("corpus_size", "tiny", ["tiny", "default"],
 _NUM_PHONES = flags.DEFINE_integer("num_phones", 160, "TEST phones drawn.")
 _SEED = flags.DEFINE_integer("seed", 0, "Phone draw and Griffin-Lim phase.")
 
-ITERS = (0, 32, 100, 300, 1000)
+_ITERS = flags.DEFINE_list("iters", ["0", "32", "100", "300", "1000"],
+                           "Griffin-Lim iteration counts of the grid.")
 SETTINGS = (  # (label, window_length, hop, n_fft)
     ("win 267 / hop 145 / n_fft 400 (thesis)", 267, 145, 400),
     ("win 267 / hop 145 / n_fft 800", 267, 145, 800),
@@ -167,6 +172,7 @@ def main(argv):
   own = jnp.asarray(np.arange(length)[None, :] < lengths[:, None],
                     jnp.float32)
   key = jax.random.key(_SEED.value)
+  iters = tuple(sorted(int(n) for n in _ITERS.value))
 
   def scores(rebuilt):
     rebuilt = jnp.asarray(rebuilt)
@@ -182,22 +188,27 @@ def main(argv):
 
   # 2. The grid.
   results = {}
+  check = float("nan")  # stays nan when 100 is not in --iters
   for label, w, h, nfft in SETTINGS:
     spec = ops.stft(waves, window_length=w, hop=h, n_fft=nfft, window=window)
     true = ops.istft(spec, window_length=w, hop=h, n_fft=nfft, length=length,
                      window=window)
     results[label, "true phase", None] = {None: scores(true)}
+    real = ops.istft(jnp.real(spec).astype(jnp.complex64), window_length=w,
+                     hop=h, n_fft=nfft, length=length, window=window)
+    results[label, "real part", None] = {None: scores(real)}
     mag = jnp.abs(spec)
     for init in INITS:
       for momentum in MOMENTA:
-        snaps = griffin_lim_snapshots(mag, init, key, momentum, ITERS, w, h,
+        snaps = griffin_lim_snapshots(mag, init, key, momentum, iters, w, h,
                                       nfft, length, window)
         results[label, init, momentum] = {n: scores(r)
                                           for n, r in snaps.items()}
         logging.info("%s %s %.2f: %s", label, init, momentum,
                      {n: round(float(s[0].mean()), 3)
                       for n, s in results[label, init, momentum].items()})
-        if (w, h, nfft, init, momentum) == (267, 145, 400, "random", 0.99):
+        if ((w, h, nfft, init, momentum) == (267, 145, 400, "random", 0.99)
+            and 100 in iters):
           ref = ops.griffin_lim(mag, key, n_iter=100, momentum=0.99,
                                 window_length=w, hop=h, n_fft=nfft,
                                 length=length, window=window)
@@ -225,28 +236,34 @@ def main(argv):
                            "phone's length)")):
     lines += ["", f"Measure: {m_name}", "",
               "| STFT | phase | momentum | " +
-              " | ".join(f"{n} it" for n in ITERS) + " |",
-              "|---|---|---|" + "---|" * len(ITERS)]
+              " | ".join(f"{n} it" for n in iters) + " |",
+              "|---|---|---|" + "---|" * len(iters)]
     for label, *_ in SETTINGS:
       true_cell = _cell(results[label, "true phase", None][None][m_index])
+      real_cell = _cell(results[label, "real part", None][None][m_index])
       lines.append(f"| {label} | true phase (istft) | - | {true_cell} |" +
-                   " |" * (len(ITERS) - 1))
+                   " |" * (len(iters) - 1))
+      lines.append(f"| {label} | real part (istft of Re) | - | {real_cell} |"
+                   + " |" * (len(iters) - 1))
       for init in INITS:
         for momentum in MOMENTA:
           r = results[label, init, momentum]
           lines.append(f"| {label} | {init} | {momentum:g} | " +
-                       " | ".join(_cell(r[n][m_index]) for n in ITERS) + " |")
-  # Phone length matters: the thesis setting's fast GL at 100 iterations.
-  label = SETTINGS[0][0]
-  tert = np.quantile(lengths, [1 / 3, 2 / 3])
-  groups = np.digitize(lengths, tert)
-  lines += ["", "Thesis STFT, random phase, fast GL, 100 it, by phone length "
-            "(tertiles of own length):", "",
-            "| own length (samples) | n | padded | own length |",
-            "|---|---|---|---|"]
-  for g in range(3):
+                       " | ".join(_cell(r[n][m_index]) for n in iters) + " |")
+  diffs = [abs(float(s[0].mean()) - float(s[1].mean()))
+           for v in results.values() for s in v.values()]
+  lines += ["", f"Own length vs padded: the largest difference between a "
+            f"cell's two means is {max(diffs):.3f}."]
+  # Phone length: the thesis setting's fast GL at 100 iterations.
+  if 100 in iters:
+    lines += ["", "Thesis STFT, random phase, fast GL, 100 it, by phone "
+              "length (tertiles of own length):", "",
+              "| own length (samples) | n | padded | own length |",
+              "|---|---|---|---|"]
+  groups = np.digitize(lengths, np.quantile(lengths, [1 / 3, 2 / 3]))
+  for g in range(3 if 100 in iters else 0):
     sel = groups == g
-    r = results[label, "random", 0.99][100]
+    r = results[SETTINGS[0][0], "random", 0.99][100]
     lines.append(f"| {int(lengths[sel].min())}-{int(lengths[sel].max())} | "
                  f"{int(sel.sum())} | {_cell(r[0][sel])} | "
                  f"{_cell(r[1][sel])} |")

@@ -11,7 +11,6 @@ import pytest
 from recon_jax import inversion
 from recon_jax import models
 from recon_jax.inversion import annealing
-from recon_jax.inversion import loops
 from recon_jax.inversion import objective
 
 sys.path.insert(0, os.path.dirname(__file__))

@@ -17,7 +17,6 @@ from recon_jax import models
 from recon_jax import provenance
 from recon_jax.inversion import backprop
 from recon_jax.inversion import decoder_io
-from recon_jax.inversion import decoder_methods
 from recon_jax.inversion import decoder_model
 from recon_jax.inversion import decoder_train
 from recon_jax.inversion import objective

@@ -1,7 +1,6 @@
 """PhoneCNN: the thesis's layer numbering, shapes, switches and bad input."""
 import flax.linen as nn
 import jax
-import jax.numpy as jnp
 import numpy as np
 import pytest
 

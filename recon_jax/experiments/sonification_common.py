@@ -163,6 +163,12 @@ def save_results(folder, results):
   return results
 
 
+def done(workdir, name):
+  """The saved results of analysis `name` in `workdir`, or None."""
+  path = os.path.join(analysis_dir(workdir, name), RESULTS_JSON)
+  return provenance.read_json(path) if os.path.exists(path) else None
+
+
 def encoder_models(config) -> dict:
   """The two encoders looked at: the first seed of each run."""
   out = {}
@@ -184,69 +190,6 @@ def fingerprints(models: dict) -> dict:
 
 # --- Top-k -------------------------------------------------------------------
 
-def _normal(name: str) -> str:
-  return str(name).replace("_", " ").lower()
-
-
-def kept_clips(inputs, patterns) -> np.ndarray:
-  """bool (N,): clips with no label matching any of `patterns` (fnmatch,
-  case-insensitive, '_' read as ' ')."""
-  keep = np.ones(len(inputs.store), bool)
-  if not patterns:
-    return keep
-  names = getattr(inputs.data, "class_names", None)
-  if names is None:
-    raise ValueError("topk.exclude needs class names, and this data set "
-                     "has none")
-  hit = np.array([any(fnmatch.fnmatchcase(_normal(n), _normal(p))
-                      for p in patterns) for n in names])
-  labels = np.asarray(inputs.store.labels)
-  if inputs.store.multilabel:
-    return ~np.any((labels > 0) & hit[None, :], axis=1)
-  return ~hit[labels]
-
-
-def top_k_of_store(enc, store, layers, k: int, batch_size: int, *,
-                   activation: str = "output", keep=None) -> dict:
-  """analysis.top_k_clips over a ClipStore batched by length: {layer:
-  (indices (C, k) into the store, scores (C, k))}.
-
-  activation: 'output' (the deconvnet's start point) or 'pre_pool' (the
-  authors' notebook). keep: bool (N,) clips that may be chosen (all when
-  None).
-  """
-  keep = np.ones(len(store), bool) if keep is None else np.asarray(keep)
-  if keep.sum() < k:
-    raise ValueError(f"top-{k} needs {k} clips, and {int(keep.sum())} are "
-                     "left after topk.exclude")
-  batches = [(idx[keep[idx]], x[keep[idx]])
-             for idx, x in clip_batches(store, batch_size)]
-  batches = [(idx, x) for idx, x in batches if len(idx)]
-  order = np.concatenate([idx for idx, _ in batches])
-  found = analysis.top_k_clips(enc.model, enc.params,
-                               (x for _, x in batches), list(layers), k=k,
-                               activation=activation)
-  return {layer: (order[np.asarray(t.indices)], np.asarray(t.scores))
-          for layer, t in found.items()}
-
-
-def topk_settings(config) -> dict:
-  """top_k_of_store's ranking keywords from config.topk: the paper's
-  (deconvnet start point) or the authors' notebook's (before pooling)."""
-  return {"activation": "pre_pool" if config.topk.ranking == "authors"
-          else "output"}
-
-
-# --- Sonifying ---------------------------------------------------------------
-
-
-def done(workdir, name):
-  """The saved results of analysis `name` in `workdir`, or None."""
-  path = os.path.join(analysis_dir(workdir, name), RESULTS_JSON)
-  return provenance.read_json(path) if os.path.exists(path) else None
-
-
-# --- Top-k -------------------------------------------------------------------
 
 def _normal(name: str) -> str:
   return str(name).replace("_", " ").lower()

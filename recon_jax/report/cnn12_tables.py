@@ -86,7 +86,7 @@ def cnn12_tables(runs_dir: str) -> dict:
   for claim, better, worse in CLAIMS:
     if better not in values or worse not in values:
       continue
-    (a, chance_a, name), (b, chance_b, _) = values[better], values[worse]
+    (a, _, name), (b, _, _) = values[better], values[worse]
     interval = statistics.welch_interval(a, b)
     ok = [r for r in rows if r["run"] in (better, worse)]
     learned = all(statistics.verdict(r["above_chance"]) == statistics.HOLDS

@@ -6,6 +6,7 @@ import glob
 import os
 
 from recon_jax import provenance
+from recon_jax.metrics import statistics
 from recon_jax.report import comparison
 from recon_jax.report import sonification_findings
 
@@ -163,6 +164,17 @@ def _sonification(root, folder) -> list[str]:
     out += ["The paper's findings, tested on these models:", "",
             sonification_findings.format_findings(summary["findings"]),
             summary["rule"], ""]
+    res = os.path.join(base, "residual_test", "results.json")
+    if os.path.exists(res):
+      r = provenance.read_json(res)
+      out += [f"Did the classifiers learn? Test {r['metric']} minus chance "
+              f"({r['chance']:.3f}) with its 95% interval:", ""]
+      out += [f"- {sonification_findings.GROUP_NAMES.get(g, g)}: "
+              f"{statistics.format_interval(v['learned'])}: " + (
+                  "above chance" if statistics.verdict(v["learned"])
+                  == statistics.HOLDS else "NOT above chance (its residual "
+                  "findings are not tested)") for g, v in r["groups"].items()]
+      out.append("")
   li = os.path.join(base, "layer_importance", "results.json")
   if os.path.exists(li):
     r = provenance.read_json(li)
