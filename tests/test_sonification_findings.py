@@ -13,6 +13,7 @@ from recon_jax.data.clips import ClipStore
 from recon_jax.experiments import sonification_measures as measures
 from recon_jax.metrics import statistics
 from recon_jax.report import cnn12_tables
+from recon_jax.report import findings as findings_report
 from recon_jax.report import sonification_findings as findings
 
 N, C, LAYERS = 120, 6, (1, 5)
@@ -160,7 +161,7 @@ def test_findings_table_quotes_verdict_interval_and_test():
   res = measures.residual_statistics(_config(), measures.ClipMetric(store),
                                      logits, seeds)
   found = findings.findings({"residual_test": res})
-  table = findings.format_findings(found)
+  table = findings_report.format_findings(found)
   assert table.count("\n") == len(found) + 2
   for f in found:
     assert f"| **{f['verdict']}** | {statistics.format_interval(f)} |" in table

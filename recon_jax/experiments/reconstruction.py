@@ -27,12 +27,15 @@ from recon_jax import data as data_lib
 from recon_jax import inversion
 from recon_jax import metrics
 from recon_jax import provenance
+from recon_jax.report import findings as findings_report
 from recon_jax.report import reconstruction as report
+from recon_jax.report import thesis_findings
 
 METHODS = inversion.METHODS
 MEASURES = report.MEASURES
 STIMULI = report.STIMULI
 
+FINDINGS_JSON = "findings.json"
 # Fields that only change what the report shows, not any computed number.
 PRESENTATION_FIELDS = ("figure_example", "figure_method", "num_wav_examples")
 
@@ -239,7 +242,9 @@ def run_reconstruction_experiment(config, workdir: str, data, classifier,
 
   Returns:
     {"rows": result rows (dicts), "baselines": dict, "mangled": dict or
-    None, "search": {(method, layer): diagnostics}, "files": paths written}.
+    None, "search": {(method, layer): diagnostics}, "findings": the
+    thesis's claims decided by statistics (report.thesis_findings; also in
+    findings.json), "files": paths written}.
 
   Raises:
     ProvenanceError: `workdir` holds results made from other data, config
@@ -298,6 +303,10 @@ def run_reconstruction_experiment(config, workdir: str, data, classifier,
   mangled = _mangled_check(config, workdir, decoders, stimuli)
   rows = result_rows(config, results)
   search = search_diagnostics(results)
+  found = thesis_findings.findings(results, config.layers, config.methods,
+                                   seed=config.seed)
+  provenance.write_json_atomic(os.path.join(workdir, FINDINGS_JSON), {
+      "findings": found, "rule": findings_report.VERDICT_RULE})
   files = report.write_tables(workdir, rows, baselines, mangled, search,
                               record)
   files += report.write_figures(workdir, config, stimuli, results, mean,
@@ -305,7 +314,7 @@ def run_reconstruction_experiment(config, workdir: str, data, classifier,
   files += report.write_wavs(workdir, _sounds(config, data, stimuli, results),
                              data.sample_rate)
   return {"rows": rows, "baselines": baselines, "mangled": mangled,
-          "search": search, "files": files}
+          "search": search, "findings": found, "files": files}
 
 
 def _baselines(config, workdir, data, stimuli, key):

@@ -38,6 +38,7 @@ from recon_jax.experiments import sonification_measures as measures
 from recon_jax.metrics import statistics
 from recon_jax.models import cnn12
 from recon_jax.report import sonification_figures as figures
+from recon_jax.report import findings as findings_report
 from recon_jax.report import sonification_findings
 from recon_jax.report import sonification_media as media
 from recon_jax.report import sonification_page as page
@@ -472,7 +473,7 @@ def run_all(config, workdir: str, analyses=ANALYSES) -> dict:
   summary = sonification_findings.findings(results)
   provenance.write_json_atomic(os.path.join(workdir, "summary.json"), {
       "findings": summary, "data": inputs.fingerprint,
-      "rule": sonification_findings.VERDICT_RULE,
+      "rule": findings_report.VERDICT_RULE,
       "analyses": [a for a in ANALYSES if a in analyses]})
   provenance.write_text_atomic(os.path.join(workdir, "summary.md"),
                                format_summary(summary))
@@ -481,8 +482,8 @@ def run_all(config, workdir: str, analyses=ANALYSES) -> dict:
 
 def format_summary(found: list[dict]) -> str:
   return ("# Sonification: the paper's findings on these models\n\n"
-          + sonification_findings.format_findings(found) + "\n"
-          + sonification_findings.VERDICT_RULE + "\n")
+          + findings_report.format_findings(found) + "\n"
+          + findings_report.VERDICT_RULE + "\n")
 
 
 def run_analyses(config, workdir: str, analyses=ANALYSES) -> dict:

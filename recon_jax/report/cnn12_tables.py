@@ -14,7 +14,7 @@ import numpy as np
 
 from recon_jax import provenance
 from recon_jax.metrics import statistics
-from recon_jax.report import sonification_findings
+from recon_jax.report import findings as findings_report
 
 # (run folder, data, what was trained, the paper's number on real data).
 RUNS = (
@@ -95,7 +95,7 @@ def cnn12_tables(runs_dir: str) -> dict:
                     f"chance {statistics.format_interval(r['above_chance'])}"
                     ")" for r in ok if statistics.verdict(
                         r["above_chance"]) != statistics.HOLDS)
-    found.append(sonification_findings.finding(
+    found.append(findings_report.finding(
         claim, interval, "",
         f"test {name} {np.mean(a):.3f} ({better}) vs {np.mean(b):.3f} "
         f"({worse}), {len(a)} vs {len(b)} seeds",
@@ -117,4 +117,4 @@ def format_table(tables: dict) -> str:
 
 
 def format_findings(tables: dict) -> str:
-  return sonification_findings.format_findings(tables["findings"])
+  return findings_report.format_findings(tables["findings"])

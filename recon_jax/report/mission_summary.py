@@ -8,6 +8,7 @@ import os
 from recon_jax import provenance
 from recon_jax.metrics import statistics
 from recon_jax.report import comparison
+from recon_jax.report import findings as findings_report
 from recon_jax.report import sonification_findings
 
 # Figures of each stage: (path under the stage folder, what it shows).
@@ -101,6 +102,12 @@ def _thesis(root, folder) -> list[str]:
             "cross-correlation, 1 is perfect; waveform mxcorr: of the "
             "Griffin-Lim audio; diverged runs are left out and counted):", ""]
     out += open(table, encoding="utf-8").read().strip().splitlines() + [""]
+  found = os.path.join(base, "reconstruction", "findings.json")
+  if os.path.exists(found):
+    saved = provenance.read_json(found)
+    out += ["The thesis's findings, tested on these reconstructions:", "",
+            findings_report.format_findings(saved["findings"]),
+            saved["rule"], ""]
   out += _figures(root, folder, THESIS_FIGURES)
   wavs = os.path.join(folder, "reconstruction", "wavs")
   if os.path.isdir(os.path.join(root, wavs)):
@@ -162,7 +169,7 @@ def _sonification(root, folder) -> list[str]:
   if os.path.exists(path):
     summary = provenance.read_json(path)
     out += ["The paper's findings, tested on these models:", "",
-            sonification_findings.format_findings(summary["findings"]),
+            findings_report.format_findings(summary["findings"]),
             summary["rule"], ""]
     res = os.path.join(base, "residual_test", "results.json")
     if os.path.exists(res):

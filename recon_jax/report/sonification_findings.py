@@ -8,29 +8,17 @@ interval, the test that made it, and the verdict (statistics.verdict:
 direction). A claim about a classifier is "not tested at this scale" when
 that classifier's own metric is not above chance by its interval: a model
 that learned nothing cannot show what its maps hold. `format_findings`
-renders them as the markdown table summary.md and the README quote.
+(report.findings) renders them as the markdown table summary.md and the
+README quote.
 """
 import numpy as np
 
 from recon_jax.metrics import statistics
+from recon_jax.report.findings import finding
 
 GROUP_NAMES = {"supervised": "supervised CNN12",
                "fc_only": "fc-only (a linear probe on the SimCLR encoder)",
                "full": "fine-tuned SimCLR encoder"}
-
-
-def finding(claim, interval, test, evidence, direction=1, gate=None):
-  """One finding's record; gate: None, or (ok, why) where not ok means the claim's
-  model did not learn and the verdict is 'not tested at this scale'."""
-  verdict = statistics.verdict(interval, direction)
-  if gate is not None and not gate[0]:
-    verdict = statistics.NOT_TESTED
-    evidence = f"{gate[1]}; {evidence}"
-  return {"finding": claim, "verdict": verdict,
-          "estimate": interval["estimate"], "low": interval["low"],
-          "high": interval["high"], "level": interval["level"],
-          "direction": direction, "test": test or interval["method"],
-          "evidence": evidence}
 
 
 def _learned_gate(group_results, metric, label):
@@ -178,27 +166,3 @@ def findings(results: dict) -> list[dict]:
   if results.get("layer_importance"):
     out += _layer_importance_findings(results["layer_importance"])
   return out
-
-
-def format_findings(found: list[dict]) -> str:
-  """The findings as a markdown table (summary.md, the README)."""
-  if not found:
-    return "No finding was tested (no analysis with one ran).\n"
-  level = int(round(100 * found[0]["level"]))
-  lines = [f"| the paper's finding | verdict | effect [{level}% interval] |"
-           " test | evidence |", "|---|---|---|---|---|"]
-  for f in found:
-    interval = statistics.format_interval(f)
-    lines.append(f"| {f['finding']} | **{f['verdict']}** | {interval} | "
-                 f"{f['test']} | {f['evidence']} |")
-  return "\n".join(lines) + "\n"
-
-
-VERDICT_RULE = (
-    "Verdicts: **holds** when the interval of the effect lies wholly on the "
-    "paper's side of zero; **contradicted** when it lies wholly on the "
-    "other side; **not shown at this scale** otherwise; **not tested at "
-    "this scale** when the model the claim is about is not above chance. "
-    "Clip-level effects: paired percentile bootstrap over the test clips, "
-    "each group's seeds redrawn in every resample; model-level effects: "
-    "Welch's t over seeds.")
