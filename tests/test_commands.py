@@ -90,6 +90,7 @@ def test_help_lists_every_experiment_and_its_configs(tmp_path):
                         capture_output=True, text=True, cwd=str(tmp_path),
                         timeout=120)
   text = proc.stdout + proc.stderr
+  assert proc.returncode == 0, text  # Asking for help is not an error.
   for e in registry.EXPERIMENTS.values():
     assert re.search(rf"^  {e.name}\s", text, re.M), e.name
     for config in e.configs:

@@ -10,6 +10,7 @@ on stderr naming the problem and exit status 1; anything else is a bug and
 keeps its traceback.
 """
 import errno
+import logging as py_logging
 import os
 import re
 import sys
@@ -199,6 +200,12 @@ def parse_flags(argv):
   in get_config, a misspelt --config.<field>) as one error line, exit 1."""
   try:
     return flags.FLAGS(argv)
+  except SystemExit as e:
+    # absl's --help prints the usage and exits 1; asking for help is not
+    # an error.
+    if e.code == 1 and HELP_FLAGS & set(argv[1:]):
+      sys.exit(0)
+    raise
   except (flags.Error, KeyError, AttributeError) + USER_ERRORS + (
       OSError,) as e:
     # A misspelt --config.<field> is a KeyError from config_flags.
@@ -217,6 +224,8 @@ def parse_flags(argv):
 
 
 _SUPERVISED = "RECON_JAX_SUPERVISED"
+HELP_FLAGS = frozenset({"-h", "-?", "--help", "--helpshort", "--helpfull",
+                        "--helpxml"})
 # How a process killed from C++ starts its dying words: glog's fatal line
 # (JAX's coordination service), std::terminate (Gloo), Python's faulthandler.
 _CRASH = re.compile(rb"(^|\n)(F\d{4} |terminate called |Fatal Python error|"
@@ -284,11 +293,26 @@ def supervise(argv) -> int:
   return code
 
 
+class _NoAcceleratorProbeLines(py_logging.Filter):
+  """Drops JAX's 'Unable to initialize backend ...' lines: on a machine
+  without that accelerator they are the expected answer to JAX's probe,
+  not news (a run that needs the accelerator fails on its own, naming it)."""
+
+  def filter(self, record):
+    return not record.getMessage().startswith("Unable to initialize backend")
+
+
+def quiet_backend_probe() -> None:
+  py_logging.getLogger("jax._src.xla_bridge").addFilter(
+      _NoAcceleratorProbeLines())
+
+
 def run(main):
   """absl's app.run(main) with `guarded` error handling (multi-host aware:
   a process of a multi-process launch runs under `supervise`)."""
+  quiet_backend_probe()
   if _is_multiprocess_launch() and not os.environ.get(_SUPERVISED) and not (
-      {"-h", "--help", "--helpfull"} & set(sys.argv[1:])):
+      HELP_FLAGS & set(sys.argv[1:])):
     sys.exit(supervise(sys.argv))
 
   def started(argv):
