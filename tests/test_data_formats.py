@@ -412,3 +412,15 @@ def test_reader_converted_copies_beside_sphere(tmp_path):
   assert len(utts) == 1 and utts[0]["wav"].endswith("SX13.WAV")
   waves, _, _, _ = data.read_phones(str(tmp_path), "TRAIN")
   np.testing.assert_array_equal(waves[1], x[600:1350])
+
+
+def test_read_checked_clip_names_the_argument_that_resamples(tmp_path):
+  """The library call's message names its own keyword (resample_clip)."""
+  from recon_jax.data import audio_io  # pylint: disable=g-import-not-at-top
+  path = str(tmp_path / "clip16k.wav")
+  soundfile.write(path, 0.5 * np.sin(np.arange(16000) / 5.0), 16000)
+  with pytest.raises(audio_io.AudioError, match="set resample_clip=True"):
+    audio_io.read_checked_clip(path, sample_rate=8000)
+  clip = audio_io.read_checked_clip(path, sample_rate=8000,
+                                    resample_clip=True)
+  assert clip.samples.shape == (8000,) and clip.file_rate == 16000

@@ -185,7 +185,7 @@ class CheckedClip(NamedTuple):
 
 def read_checked_clip(path, sample_rate=SAMPLE_RATE, *, resample_clip=False,
                       min_samples=CNN12_RECEPTIVE_FIELD, peak="always",
-                      resample_flag="resample=True"):
+                      resample_flag="resample_clip=True"):
   """A user's clip for CNN12, refused rather than silently changed.
 
   Like `load_clip`, but a file at another rate than `sample_rate` is an
