@@ -229,7 +229,8 @@ def test_config_file_that_fails(ran):
 
 def test_misspelt_override(ran):
   _one_error(ran["misspelt_override"][0],
-             r"bad command line: no field 'trian' Did you mean \"train\"")
+             r"bad command line: the config has no field 'trian'; did you "
+             r"mean 'train'\?$")
 
 
 def test_unknown_experiment(ran):

@@ -209,8 +209,7 @@ def parse_flags(argv):
   except (flags.Error, KeyError, AttributeError) + USER_ERRORS + (
       OSError,) as e:
     # A misspelt --config.<field> is a KeyError from config_flags.
-    text = (f"no field {e.args[0]}" if isinstance(e, KeyError) and e.args
-            else str(e))
+    text = str(e.args[0]) if isinstance(e, KeyError) and e.args else str(e)
     if "Traceback (most recent call last)" in text:
       # config_flags puts the config file's whole traceback in its message:
       # keep the flag and the file's own error (the last line).
@@ -218,9 +217,25 @@ def parse_flags(argv):
       head = m.group(0) if m else ""
       last = [l for l in text.splitlines() if l.strip()][-1].strip()
       text = f"{head}: {last}" if head else last
-    print(f"error: bad command line: {' '.join(text.split())}",
+    print(f"error: bad command line: {_plain_flag_error(text)}",
           file=sys.stderr)
     sys.exit(1)
+
+
+def _plain_flag_error(text: str) -> str:
+  """One plain line for a flag error; ml_collections' "no such field"
+  (a KeyError's repr, with its suggestion after an escaped newline) names
+  the field and the suggestion."""
+  plain = text.strip()
+  for _ in range(2):  # A repr of a repr: unquote and unescape twice.
+    if len(plain) >= 2 and plain[0] == plain[-1] and plain[0] in "'\"":
+      plain = plain[1:-1].replace("\\n", "\n").replace("\\'", "'")
+  m = re.fullmatch(r"'?([\w.]+)'?(?:\s*Did you mean \"([\w.]+)\" instead of "
+                   r"\"[\w.]+\"\?)?", plain.strip(), re.S)
+  if m and not m.group(0).startswith("no field"):
+    out = f"the config has no field {m.group(1)!r}"
+    return out + (f"; did you mean {m.group(2)!r}?" if m.group(2) else "")
+  return " ".join(plain.split())
 
 
 _SUPERVISED = "RECON_JAX_SUPERVISED"
