@@ -336,6 +336,16 @@ def test_a_rerun_reuses_and_other_inputs_are_refused(runs, analysed,
     sonification.run_all(other, workdir, ("coherence",))
 
 
+def test_missing_run_folders_stop_before_any_data_is_made(tmp_path):
+  c = sonification_config.get_config("tiny")
+  workdir = tmp_path / "w"
+  with pytest.raises(ValueError, match="config.supervised is empty"):
+    sonification.run_all(c, str(workdir), ("coherence",))
+  with pytest.raises(ValueError, match="needs classifier runs"):
+    sonification.run_all(c, str(workdir), ("residual_test",))
+  assert not workdir.exists()  # No event set was generated.
+
+
 def test_bad_config_and_inputs_are_named(runs, tmp_path):
   with pytest.raises(ValueError, match="config.layers"):
     sonification.check_config(_config(runs, layers=(0, 3)))

@@ -456,6 +456,30 @@ def _analysis_figures(workdir, folder) -> list:
 # --- Everything --------------------------------------------------------------
 
 
+# The run folders each analysis reads (residual_test: any of its three).
+NEEDS = {"topk": ("supervised", "contrastive"),
+         "coherence": ("supervised", "contrastive"),
+         "active_maps": ("supervised", "contrastive"),
+         "feature_evolution": ("contrastive",),
+         "layer_importance": ("supervised", "contrastive"),
+         "sonification_page": ("supervised", "contrastive")}
+
+
+def check_runs(config, analyses) -> None:
+  """Refuses, before any data is made or read, analyses whose run folders
+  are not given or hold no seed_<s> run."""
+  for name in analyses:
+    for field in NEEDS.get(name, ()):
+      common.seed_runs(config[field], field)
+  if "residual_test" in analyses:
+    given = [f for f in ("supervised", "probe", "finetune") if config[f]]
+    if not given:
+      raise ValueError("the residual test needs classifier runs: set "
+                       "config.supervised, config.probe or config.finetune")
+    for field in given:
+      common.seed_runs(config[field], field)
+
+
 def run_all(config, workdir: str, analyses=ANALYSES) -> dict:
   """Runs the analyses named (all by default) and writes summary.json and
   summary.md: the paper's findings with their intervals and verdicts."""
@@ -464,6 +488,7 @@ def run_all(config, workdir: str, analyses=ANALYSES) -> dict:
   for name in analyses:
     if name not in ANALYSES:
       raise ValueError(f"unknown analysis {name!r}; have {ANALYSES}")
+  check_runs(config, analyses)
   inputs = common.load_inputs(config, workdir)
   results = {}
   for name in ANALYSES:
