@@ -62,6 +62,7 @@ def main(argv):
     raise ValueError(f"unexpected arguments: {' '.join(argv[1:])}")
   config = _loaded_config()
   experiment = registry.experiment_of(config)
+  registry.check_fields(experiment, config)
   registry.check_processes(experiment, provenance.process_count())
   result = experiment.driver()(registry.without_experiment(config),
                                _WORKDIR.value)

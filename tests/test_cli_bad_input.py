@@ -148,6 +148,7 @@ def ran(tmp_path_factory):
       data, extra[name] = _damage_first_clip(event_set, folder(name), damage)
       submit(name, _recon_jax, TINY + [f"--config.data.dir={data}",
                                        f"--workdir={folders[name] / 'run'}"])
+    sf.write(str(root / "clip.wav"), np.zeros(800, np.float32), 8000)
     (root / "bare.py").write_text(textwrap.dedent("""
         import ml_collections
         def get_config():
@@ -158,6 +159,8 @@ def ran(tmp_path_factory):
         ("failing_config", ["--config=configs/cnn12_events.py:huge"]),
         ("misspelt_override", TINY + ["--config.trian.num_epochs=3"]),
         ("unknown_experiment", TINY + ["--config.experiment=telepathy"]),
+        ("switched_experiment", TINY + ["--config.experiment=sonification"]),
+        ("wav_as_config", [f"--config={root / 'clip.wav'}"]),
         ("no_experiment", [f"--config={root / 'bare.py'}"]),
         ("unexpected_argument", TINY + ["extra"])):
       submit(name, _recon_jax, args + [f"--workdir={folder(name) / 'run'}"])
@@ -231,6 +234,18 @@ def test_misspelt_override(ran):
   _one_error(ran["misspelt_override"][0],
              r"bad command line: the config has no field 'trian'; did you "
              r"mean 'train'\?$")
+
+
+def test_switched_experiment_names_the_missing_fields(ran):
+  _one_error(ran["switched_experiment"][0],
+             r"config.experiment='sonification', but this config lacks the "
+             r"fields sonification's configs have: .*run configs/"
+             r"sonification.py")
+
+
+def test_a_wav_as_config_is_one_line(ran):
+  _one_error(ran["wav_as_config"][0],
+             r"--config=\S+clip.wav is not a Python config file")
 
 
 def test_unknown_experiment(ran):

@@ -110,3 +110,15 @@ def test_every_config_file_names_a_registered_experiment():
 
 def test_console_script_is_installed():
   assert shutil.which("recon-jax"), "pip install -e . installs recon-jax"
+
+
+def test_every_config_file_has_its_experiments_fields():
+  """registry.check_fields accepts every config an experiment lists (it
+  refuses only a config switched to another experiment)."""
+  import importlib  # pylint: disable=g-import-not-at-top
+  for e in registry.EXPERIMENTS.values():
+    for spec in e.configs:
+      module, _, variant = spec.partition(":")
+      c = importlib.import_module(f"configs.{module[:-3]}").get_config(
+          *([variant] if variant else []))
+      registry.check_fields(e, c)

@@ -206,6 +206,13 @@ def parse_flags(argv):
     if e.code == 1 and HELP_FLAGS & set(argv[1:]):
       sys.exit(0)
     raise
+  except SyntaxError as e:
+    # config_flags imports the file: a WAV or a text that is not Python.
+    path = next((a.split("=", 1)[1] for a in argv[1:]
+                 if a.startswith("--config=")), "?")
+    print(f"error: bad command line: --config={path} is not a Python config "
+          f"file ({e.msg}); pass configs/<file>.py", file=sys.stderr)
+    sys.exit(1)
   except (flags.Error, KeyError, AttributeError) + USER_ERRORS + (
       OSError,) as e:
     # A misspelt --config.<field> is a KeyError from config_flags.

@@ -116,6 +116,27 @@ def experiment_of(config) -> Experiment:
   return EXPERIMENTS[name]
 
 
+def check_fields(experiment: Experiment, config) -> None:
+  """Refuses a config whose `experiment` was switched to one whose config
+  files have top-level fields this config lacks (the driver would fail
+  deep inside). Skipped when the repository's configs/ is not importable
+  (a config file kept elsewhere)."""
+  spec = experiment.configs[0]
+  module, _, variant = spec.partition(":")
+  try:
+    reference = importlib.import_module(
+        f"configs.{module[:-3]}").get_config(*([variant] if variant else []))
+  except ImportError:
+    return
+  missing = sorted(set(reference) - set(config) - {FIELD})
+  if missing:
+    raise ValueError(
+        f"config.{FIELD}={experiment.name!r}, but this config lacks the "
+        f"fields {experiment.name}'s configs have: {', '.join(missing[:6])}"
+        f"{' ...' if len(missing) > 6 else ''}; run configs/"
+        f"{module} instead of switching config.{FIELD}")
+
+
 def check_processes(experiment: Experiment, process_count: int) -> None:
   """Refuses, before any work, an experiment that runs on one process
   when this program is one of several JAX processes."""
