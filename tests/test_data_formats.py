@@ -424,3 +424,17 @@ def test_read_checked_clip_names_the_argument_that_resamples(tmp_path):
   clip = audio_io.read_checked_clip(path, sample_rate=8000,
                                     resample_clip=True)
   assert clip.samples.shape == (8000,) and clip.file_rate == 16000
+
+
+def test_a_stereo_clip_whose_channels_cancel_is_refused(tmp_path):
+  from recon_jax.data import audio_io  # pylint: disable=g-import-not-at-top
+  x = 0.5 * np.sin(np.arange(8000) / 5.0)
+  path = str(tmp_path / "inverted.wav")
+  soundfile.write(path, np.stack([x, -x], 1), 8000, subtype="FLOAT")
+  with pytest.raises(audio_io.AudioError, match="2 channels cancel when "
+                     "averaged to mono"):
+    audio_io.read_checked_clip(path)
+  soundfile.write(path, np.stack([x, 0.5 * x], 1), 8000, subtype="FLOAT")
+  clip = audio_io.read_checked_clip(path)  # In phase: accepted, averaged.
+  assert clip.channels == 2 and np.max(np.abs(clip.samples)) == pytest.approx(
+      1.0)

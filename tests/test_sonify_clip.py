@@ -449,6 +449,31 @@ def test_a_recon_jax_run_folder_and_a_resampled_clip(assets, tmp_path):
   with pytest.raises(ValueError, match="from 0"):
     sonify_clip.check_config(c)
 
+def test_damaged_torch_checkpoints_are_named(assets, tmp_path):
+  """NaN weights are refused (not sonified into 'silent' maps); a truncated
+  file is one line naming it."""
+  import torch  # pylint: disable=g-import-not-at-top
+  from configs import sonify_clip as config_file  # pylint: disable=g-import-not-at-top
+  state = torch.load(assets["ckpt"], weights_only=True)
+  name = next(k for k in state if k.endswith("features.conv3.bias"))
+  state[name][1] = float("inf")
+  damaged = str(tmp_path / "inf_bias.pt")
+  torch.save(state, damaged)
+  c = config_file.get_config()
+  c.checkpoint = damaged
+  with pytest.raises(ValueError, match=r"parameter conv3/bias holds 1 "
+                     r"NaN/Inf value\(s\).*damaged"):
+    sonify_clip.load_network(c)
+  data = open(assets["ckpt"], "rb").read()
+  truncated = str(tmp_path / "truncated.pt")
+  with open(truncated, "wb") as f:
+    f.write(data[:len(data) // 2])
+  c.checkpoint = truncated
+  with pytest.raises(ValueError, match=r"truncated.pt: .*(not a PyTorch "
+                     r"checkpoint|truncated or damaged)"):
+    sonify_clip.load_network(c)
+
+
 # --- The README's library example -------------------------------------------
 
 

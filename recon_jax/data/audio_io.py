@@ -222,6 +222,8 @@ def read_checked_clip(path, sample_rate=SAMPLE_RATE, *, resample_clip=False,
           OSError) as e:
     raise AudioError(f"{path}: unreadable or corrupt audio ({e})") from None
   x, rate = read_audio(path)
+  if channels > 1:
+    _check_channels_do_not_cancel(path, x)
   check_samples(x, path)
   if rate != sample_rate and not resample_clip:
     raise AudioError(f"{path}: sampled at {rate} Hz, but CNN12 takes "
@@ -232,6 +234,20 @@ def read_checked_clip(path, sample_rate=SAMPLE_RATE, *, resample_clip=False,
   check_samples(y, path, min_samples)
   return CheckedClip(peak_normalise(y, peak, where=path), int(rate),
                      int(x.shape[0]), int(channels))
+
+def _check_channels_do_not_cancel(path, mono) -> None:
+  """AudioError when averaging a multi-channel file to mono leaves (almost)
+  nothing of channels that hold sound (e.g. one channel phase-inverted): the
+  mix would be peak-normalised rounding noise, not the recording."""
+  data, _ = soundfile.read(path, dtype="float64", always_2d=True)
+  channel_rms = float(np.sqrt(np.mean(data ** 2))) if data.size else 0.0
+  mono_rms = float(np.sqrt(np.mean(np.asarray(mono, np.float64) ** 2)))
+  if channel_rms > 0 and mono_rms < 1e-4 * channel_rms:
+    raise AudioError(
+        f"{path}: its {data.shape[1]} channels cancel when averaged to mono "
+        f"(mix RMS {mono_rms:.3g} vs {channel_rms:.3g} per channel; one is "
+        "phase-inverted?); save one channel, or the channels in phase")
+
 
 def to_int16(x, where="audio"):
   """float [-1, 1] (T,) -> int16 (T,) as round(x * 32767).

@@ -141,7 +141,21 @@ def load_network(config) -> Network:
     raise ValueError(f"config.checkpoint={path!r}: want a CNN12 run folder "
                      "or a PyTorch state dict file (.pt or .pth)")
   _check_widths(net.model, config.model, path)
+  _check_finite(net.params, path)
   return net
+
+
+def _check_finite(params, path: str) -> None:
+  """Refuses weights holding NaN/Inf: every map would read as silent (its
+  activity NaN) instead of the checkpoint being named as damaged."""
+  import jax  # pylint: disable=g-import-not-at-top
+  for keys, value in jax.tree_util.tree_flatten_with_path(params)[0]:
+    bad = int(np.size(value) - np.isfinite(value).sum())
+    if bad:
+      name = "/".join(str(getattr(k, "key", k)) for k in keys)
+      raise ValueError(f"config.checkpoint={path!r}: parameter {name} holds "
+                       f"{bad} NaN/Inf value(s) of {np.size(value)}; the "
+                       "checkpoint is damaged (a diverged run?)")
 
 
 def _from_run(root: str, config) -> Network:
@@ -186,8 +200,11 @@ def read_torch_state_dict(path: str):
                      "(pip install torch; the CPU build is enough)") from None
   try:
     return torch.load(path, map_location="cpu", weights_only=True)
-  except OSError:
-    raise
+  except OSError as e:
+    if e.filename is not None:  # Missing, unreadable: it names the file.
+      raise
+    raise ValueError(f"{path}: torch.load could not read it ({e.strerror or e}"
+                     "): a truncated or damaged PyTorch file") from None
   except Exception as e:  # pylint: disable=broad-except
     # torch.load fails in many ways on a file that is not a checkpoint
     # (pickle, zip and RuntimeErrors): all mean the same to the user.
