@@ -24,7 +24,7 @@ setuptools.setup(
         "scipy>=1.11,<2",
         "soundfile>=0.12,<1",
         "matplotlib>=3.8,<4",
-        # The only offline source of speech with exact phone timings (SPEC A0).
+        # The only offline source of speech with exact phone timings.
         "espeakng-loader>=0.2.4,<0.3",
         "tensorflow-datasets>=4.9,<5",
         # The field's TensorBoard event writer (no TensorFlow needed).

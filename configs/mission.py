@@ -28,10 +28,11 @@ Variants:
            thesis as configs/thesis_quick.py; 480 event clips of 5 s and a
            small keyword set; CNN12 at an eighth of the paper's widths, one
            seed each, a few epochs; the analyses on the 120 test clips.
-  paper    both papers at full size (SPEC A, B): configs/thesis.py, the
-           default generated sets, the full-width CNN12 and CNN12 recipes'
-           paper settings on them, every analysis on every test clip. Meant
-           for a GPU or TPU: see the README for the expected run time.
+  paper    both papers at full size (docs/methods.md, A, B):
+           configs/thesis.py, the default generated sets, the full-width
+           CNN12 and CNN12 recipes' paper settings on them, every analysis on
+           every test clip. Meant for a GPU or TPU: see the README for the
+           expected run time.
   tiny     seconds per stage (tests): the stages' tiny configs, the thesis
            reconstructed from layers 1 and 3 (its leak check at layer 3),
            layer importance at block 11, the comparison at one layer per

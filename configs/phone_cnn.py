@@ -1,4 +1,4 @@
-"""Phone CNN on the TIMIT-layout corpus (SPEC A2): the full run.
+"""Phone CNN on the TIMIT-layout corpus (docs/methods.md, A2): the full run.
 
   python -m recon_jax --config=configs/phone_cnn.py \
       --workdir=runs/phone_cnn

@@ -1,6 +1,6 @@
-"""The sonification paper's analyses on trained CNN12s (SPEC B3, B4):
-top-k clips per feature map, the residual test with its controls (Fig. 6),
-mean top-5 coherence (Fig. 7), active deep maps (Sec. 3.3), feature
+"""The sonification paper's analyses on trained CNN12s (docs/methods.md,
+B3, B4): top-k clips per feature map, the residual test with its controls
+(Fig. 6), mean top-5 coherence (Fig. 7), active deep maps (Sec. 3.3), feature
 evolution (Fig. 5), layer importance (Fig. 4), and the offline page to look
 and listen.
 

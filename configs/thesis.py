@@ -1,5 +1,6 @@
-"""The whole thesis experiment (SPEC A): corpus -> phone CNNs -> decoders ->
-reconstructions by four methods from layers 1, 3, 6, 9, 12 -> report.
+"""The whole thesis experiment (docs/methods.md, A): corpus -> phone CNNs ->
+decoders -> reconstructions by four methods from layers 1, 3, 6, 9, 12 ->
+report.
 
   python -m recon_jax --config=configs/thesis.py --workdir=runs/thesis
 
@@ -40,7 +41,8 @@ def get_config():
   c.seed = 0
   c.corpus = prepare.corpus_settings("default")
 
-  # The classifier (SPEC A2) and the padded encoder the decoders decode.
+  # The classifier (docs/methods.md, A2) and the padded encoder the
+  # decoders decode.
   c.classifier = network(phone_cnn, "valid")
   c.encoder = network(phone_cnn, "padded")
 

@@ -9,6 +9,9 @@ registry.py lists them); any field can be overridden on the command line.
 Work dirs are resumable: after a kill, the same command continues where it
 stopped and never redoes finished work; a work dir made with another config
 or other data is refused with one line naming the difference.
+
+docs/methods.md describes both papers' methods and where every setting comes
+from; the sections cited below (A0 ... B4) are its sections.
 """
 import os
 import sys

@@ -1,5 +1,5 @@
 """Layer importance: a classifier on CNN12 cut after each layer, fc-only and
-full fine-tuning (paper Fig. 4, SPEC B4), through the probe/fine-tune
+full fine-tuning (paper Fig. 4; docs/methods.md, B4), through the probe/fine-tune
 recipe."""
 import os
 import sys

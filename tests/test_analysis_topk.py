@@ -1,4 +1,4 @@
-"""Top-k maximally activating clips per feature map (SPEC B4)."""
+"""Top-k maximally activating clips per feature map."""
 import jax
 import jax.numpy as jnp
 import numpy as np

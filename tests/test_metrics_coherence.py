@@ -1,4 +1,4 @@
-"""Mean top-k magnitude-squared coherence (paper Eq. 3, SPEC B4)."""
+"""Mean top-k magnitude-squared coherence (paper Eq. 3; docs/methods.md, B4)."""
 import numpy as np
 import pytest
 import scipy.signal

@@ -1,4 +1,4 @@
-"""Analyses of trained CNN12 encoders (SPEC B4).
+"""Analyses of trained CNN12 encoders (docs/methods.md, B4).
 
 - `top_k_clips(model, params, clips, layers, k=3)`: the k most activating
   clips of every feature map of each layer (mean |block output|), streamed

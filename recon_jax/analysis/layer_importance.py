@@ -1,4 +1,4 @@
-"""Layer importance (paper Fig. 4 and Appendix B; SPEC B4).
+"""Layer importance (paper Fig. 4 and Appendix B; docs/methods.md, B4).
 
 Keep blocks 1..l of a trained CNN12, average the output of block l over
 time (blocks 1-8: the pooled output, 9-11: the ReLU output, as the

@@ -1,4 +1,4 @@
-"""Top-k maximally activating clips of every feature map (SPEC B4).
+"""Top-k maximally activating clips of every feature map (docs/methods.md, B4).
 
 For each feature map (channel) c of a CNN12 block l, the k clips of a data
 set (k = 3 in the paper) whose block output activates it most, ranked as

@@ -7,7 +7,7 @@ Read features:   load_phone_data(root) -> PhoneData (201 x 16 spectrograms,
 Epoch sampling:  balanced_indices / epoch_batches (thesis 3.3)
 Controls:        make_chirps (at the phones' level: rms=, see signal_rms)
 
-Sonification half (8 kHz waveforms, SPEC B1b):
+Sonification half (8 kHz waveforms; docs/methods.md, B1b):
 Make data sets:  generate_keywords (Speech Commands layout, espeak-ng),
                  generate_events (FSD50K layout, procedural events)
 Read them (or real copies): load_speech_commands -> KeywordData,

@@ -1,5 +1,5 @@
-"""Readers for audio data sets on disk (SPEC B1b): Speech Commands, FSD50K,
-and a user's own folder of clips with a CSV of labels.
+"""Readers for audio data sets on disk (docs/methods.md, B1b): Speech Commands,
+FSD50K, and a user's own folder of clips with a CSV of labels.
 
 Every clip is decoded with soundfile (WAV, FLAC, ...; any sample rate),
 mixed down to mono, resampled to `sample_rate` (8 kHz) with
@@ -316,7 +316,8 @@ def list_speech_commands(root, words=None):
 def load_speech_commands(root, *, words=None, sample_rate=8000,
                          clip_seconds=1.0, peak="always", min_samples=1,
                          cache=True, cache_dir=None) -> KeywordData:
-  """Reads a Speech Commands folder (SPEC B2: all 35 words, as the paper).
+  """Reads a Speech Commands folder (all 35 words, as the paper;
+  docs/methods.md, B2).
 
   Args:
     root: the folder (the real data set, or keywords.generate_keywords).

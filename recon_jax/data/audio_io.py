@@ -1,4 +1,5 @@
-"""Audio files in and out for the sonification data (SPEC B1/B1b): 8 kHz mono.
+"""Audio files in and out for the sonification data (docs/methods.md, B1, B1b):
+8 kHz mono.
 
 Reading (`load_clip`): any file libsndfile decodes (WAV in any PCM/float
 format, FLAC, ...) through soundfile, channels averaged to mono, resampled
@@ -11,8 +12,8 @@ receptive field, `CNN12_RECEPTIVE_FIELD` samples). `read_checked_clip`
 reads a user's clip the same way but refuses one at another rate unless
 asked to resample it.
 
-Peak normalisation (SPEC B2): "always" (the paper's text: every clip to unit
-peak, the default) or "louder_than_one" (the authors' code,
+Peak normalisation (docs/methods.md, C): "always" (the paper's text: every clip
+to unit peak, the default) or "louder_than_one" (the authors' code,
 torch_audiomentations PeakNormalization(apply_to="only_too_loud_sounds"):
 only clips whose peak exceeds 1 are scaled down).
 
@@ -37,7 +38,7 @@ from recon_jax import provenance
 from recon_jax.data.timit import GENERATOR_CONFIG
 from recon_jax.data.timit import PARTIAL_SUFFIX
 
-SAMPLE_RATE = 8000  # CNN12's input rate (SPEC B1).
+SAMPLE_RATE = 8000  # CNN12's input rate (docs/methods.md, B1).
 # Receptive field of CNN12 (kernels 7,7,5,5,5,3,3,3,3,3,3; pools after 1-8):
 # the shortest input that gives one output frame.
 CNN12_RECEPTIVE_FIELD = 2370

@@ -1,4 +1,4 @@
-"""A TIMIT-layout corpus made offline by espeak-ng (SPEC A0).
+"""A TIMIT-layout corpus made offline by espeak-ng (docs/methods.md, A0).
 
 Sentences (SA1/SA2 plus the package's own SX/SI prompts in text/sentences.txt)
 are spoken by espeak-ng "speakers" (accent x voice variant x rate x pitch),

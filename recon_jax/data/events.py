@@ -1,5 +1,5 @@
 """An FSD50K-layout multi-label sound event data set, made procedurally
-(SPEC B1b).
+(docs/methods.md, B1b).
 
 Each clip is `clip_seconds` (default 5 s) at 8 kHz mixing 1-4 sound
 sources of distinct classes over a faint noise floor; each source sounds

@@ -1,4 +1,5 @@
-"""Phone waveforms -> the thesis's spectrogram arrays (SPEC A1), cached.
+"""Phone waveforms -> the thesis's spectrogram arrays (docs/methods.md, A1),
+cached.
 
 `load_phone_data(root)` reads a TIMIT-layout corpus, slices one waveform per
 phone (SA* dropped, q dropped, labels folded 61 -> 48 and 48 -> 39), drops
@@ -210,7 +211,8 @@ def load_phone_data(root, *, percentile=95.0, window_length=WINDOW_LENGTH,
                     waveform_scale=1.0 / 32768.0, sample_rate=16000,
                     drop_sa=True, require_all_classes=True, cache=True,
                     cache_dir=None):
-  """Reads a TIMIT-layout corpus into the thesis's phone arrays (SPEC A1).
+  """Reads a TIMIT-layout corpus into the thesis's phone arrays
+  (docs/methods.md, A1).
 
   Args:
     root: corpus directory (real TIMIT or `make_timit_corpus` output).

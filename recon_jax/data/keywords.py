@@ -1,4 +1,5 @@
-"""A Speech Commands v2-layout keyword data set spoken by espeak-ng (SPEC B1b).
+"""A Speech Commands v2-layout keyword data set spoken by espeak-ng
+(docs/methods.md, B1b).
 
 The 35 Speech Commands v2 words are spoken by espeak-ng "speakers" as in the
 TIMIT-layout corpus (recon_jax.data.corpus: an English accent x voice

@@ -76,7 +76,8 @@ def _window(value):
 
 
 def generate_corpus(root: str, generator_config, seed=None):
-  """Generates a corpus at `root` (SPEC A0), appearing only when complete.
+  """Generates a corpus at `root` (docs/methods.md, A0), appearing only when
+  complete.
 
   Writes into `<root>.partial` (removed first: a killed run restarts
   cleanly) and renames it to `root` when every file is written. If `root`

@@ -1,4 +1,4 @@
-"""Class-balanced resampling per epoch (thesis 3.3, SPEC A1)."""
+"""Class-balanced resampling per epoch (thesis 3.3; docs/methods.md, A1)."""
 import numbers
 
 import numpy as np

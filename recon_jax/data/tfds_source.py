@@ -1,4 +1,4 @@
-"""TFDS `speech_commands` as a second keyword source (SPEC B1b, B2).
+"""TFDS `speech_commands` as a second keyword source (docs/methods.md, B1b, B2).
 
 TFDS's speech_commands has 12 labels (10 words, "_silence_", "_unknown_"),
 not the 35 words the paper uses: `audio_folder.load_speech_commands` on the

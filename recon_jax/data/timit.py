@@ -1,4 +1,5 @@
-"""Reading a TIMIT-layout corpus (the real one or a generated one): SPEC A1.
+"""Reading a TIMIT-layout corpus (the real one or a generated one;
+docs/methods.md, A1).
 
 Layout: <root>/{TRAIN,TEST}/DR*/<SPEAKER>/<UTT>.WAV with <UTT>.PHN beside it.
 Directory and file names match case-insensitively (some copies are lower

@@ -1,8 +1,8 @@
-"""The generated data sets as experiments (SPEC A0, B1b): corpus, keywords,
-events. Each is written into <workdir>.partial and renamed to <workdir> when
-complete, so a killed run never leaves a set that looks complete; the same
-command again restarts it cleanly, and on a finished set made with the same
-config does nothing (another config is an error naming the differing
+"""The generated data sets as experiments (docs/methods.md, A0, B1b): corpus,
+keywords, events. Each is written into <workdir>.partial and renamed to
+<workdir> when complete, so a killed run never leaves a set that looks complete;
+the same command again restarts it cleanly, and on a finished set made with the
+same config does nothing (another config is an error naming the differing
 fields).
 
   corpus(config, workdir)    TIMIT layout, spoken by espeak-ng

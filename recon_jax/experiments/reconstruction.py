@@ -1,4 +1,5 @@
-"""The thesis's reconstruction experiment (SPEC A4, thesis 7), end to end.
+"""The thesis's reconstruction experiment (docs/methods.md, A4; thesis 7), end
+to end.
 
 One random test phone per class and as many chirps (at the phones' RMS
 level); every method x layer cell reconstructs both from that layer's

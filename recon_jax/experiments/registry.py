@@ -49,13 +49,14 @@ EXPERIMENTS = {e.name: e for e in (
                "both papers end to end: every stage below, then summary.md",
                ("mission.py", "mission.py:paper", "mission.py:tiny")),
     Experiment("corpus", "datasets", "corpus",
-               "a TIMIT-layout phone corpus spoken by espeak-ng (SPEC A0)",
+               "a TIMIT-layout phone corpus spoken by espeak-ng "
+               "(docs/methods.md, A0)",
                ("make_corpus.py",)),
     Experiment("keywords", "datasets", "keywords",
-               "a Speech Commands-layout keyword set (SPEC B1b)",
+               "a Speech Commands-layout keyword set (docs/methods.md, B1b)",
                ("make_keywords.py",)),
     Experiment("events", "datasets", "events",
-               "an FSD50K-layout sound event set (SPEC B1b)",
+               "an FSD50K-layout sound event set (docs/methods.md, B1b)",
                ("make_events.py",)),
     Experiment("audioset", "datasets", "audioset",
                "an AudioSet-layout set: segment CSVs, 10 s clips, some "
@@ -63,15 +64,16 @@ EXPERIMENTS = {e.name: e for e in (
                ("make_audioset.py", "make_audioset.py:tiny",
                 "make_audioset.py:stream")),
     Experiment("phone_cnn", "training", "phone_cnn",
-               "train and evaluate the thesis's phone CNN (SPEC A2)",
+               "train and evaluate the thesis's phone CNN "
+               "(docs/methods.md, A2)",
                ("phone_cnn.py", "phone_cnn.py:padded", "phone_cnn_tiny.py")),
     Experiment("thesis", "thesis", "run",
                "the thesis: corpus, phone CNNs, reconstruction by four "
-               "methods x layers, figures and tables (SPEC A)",
+               "methods x layers, figures and tables (docs/methods.md, A)",
                ("thesis.py", "thesis_quick.py", "thesis_tiny.py")),
     Experiment("cnn12", "training", "cnn12",
                "train CNN12: supervised, SimCLR, linear probe or fine-tune "
-               "(SPEC B1, B2)",
+               "(docs/methods.md, B1, B2)",
                ("cnn12_keywords.py", "cnn12_events.py", "cnn12_simclr.py",
                 "cnn12_probe.py", "cnn12_finetune.py"), multihost=True),
     Experiment("pack", "pack", "run",
@@ -80,7 +82,8 @@ EXPERIMENTS = {e.name: e for e in (
                                                   "pack.py:tiny")),
     Experiment("sonification", "sonification", "run_analyses",
                "every sonification analysis below and the offline page "
-               "(SPEC B3, B4)", ("sonification.py", "sonification.py:tiny")),
+               "(docs/methods.md, B3, B4)",
+               ("sonification.py", "sonification.py:tiny")),
     _analysis("topk", "the top-k most activating clips per feature map"),
     _analysis("residual_test",
               "Fig. 6: classifiers on x minus its sonification"),

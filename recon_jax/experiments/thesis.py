@@ -1,4 +1,5 @@
-"""The thesis pipeline (SPEC A): corpus -> phone CNNs -> reconstructions.
+"""The thesis pipeline (docs/methods.md, A): corpus -> phone CNNs ->
+reconstructions.
 
   summary = thesis.run(config, workdir)   # config: configs/thesis*.py
 

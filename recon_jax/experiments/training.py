@@ -1,5 +1,6 @@
-"""Training experiments: the thesis's phone CNN (SPEC A2) and CNN12 by any
-recipe (SPEC B1, B2: supervised, contrastive, probe, fine-tune).
+"""Training experiments: the thesis's phone CNN (docs/methods.md, A2) and CNN12
+by any recipe (docs/methods.md, B1, B2: supervised, contrastive, probe,
+fine-tune).
 
   phone_cnn(config, workdir)   configs/phone_cnn*.py
   cnn12(config, workdir)       configs/cnn12_*.py

@@ -1,4 +1,5 @@
-"""Reconstructing a network's input from one layer's activations (SPEC A3).
+"""Reconstructing a network's input from one layer's activations
+(docs/methods.md, A3).
 
 The thesis's four methods, each batched over examples (N) and over the K
 runs averaged per example (vmap), jitted, each returning
@@ -34,7 +35,8 @@ Decoders: train_decoder (stacked, through recon_jax.train.fit; batches from
 array_batches) / load_decoder / decoder_exists -> TrainedDecoder;
 mangled_decoder_check for the switch-unpooling leak.
 `layer_targets` computes Y*_n from originals; `make_energy` is E.
-Sonification (SPEC B3, the sonification paper's deconvnet, deconvnet.py):
+Sonification (the sonification paper's deconvnet, deconvnet.py;
+docs/methods.md, B3):
 sonify(model, params, x, layer, feature_map=None, chunk_size=None) for any
 network of the inversion protocol (recon_jax.models.invertible: CNN12 on
 waveforms x (T,) or (N, T), the phone CNN on spectrograms (F, T) or

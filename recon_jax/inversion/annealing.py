@@ -1,4 +1,4 @@
-"""Simulated annealing on E(X) (SPEC A3.1, thesis 6.3).
+"""Simulated annealing on E(X) (docs/methods.md, A3.1; thesis 6.3).
 
 Neighbour (thesis 6.3.1): a matrix Q of n = `band_rows` consecutive
 frequency rows x the full width w, of which EXACTLY round(fraction * n * w)
@@ -7,10 +7,10 @@ nonzero, each uniform in (-r, 0) or (0, r) (r = 0.05; a random sign times a
 magnitude uniform in (0, r)), the rest 0. Q is added to a band of rows of X
 whose first row is uniform in [-(n - 1), F - 1], so the band may hang over
 the top or the bottom border; the overhanging rows of Q are dropped. The
-50% is of Q's n x w entries (SPEC A3.1: "a matrix Q of n rows x full width,
-50% of its entries ..."), counted before the overhang is dropped, so a band
-cut by a border changes about half of its in-border entries, not exactly
-half.
+50% is of Q's n x w entries (thesis 6.3.1: Q "of dimension n x w" has "a
+certain percentage of its values" set, "50%"), counted before the overhang is
+dropped, so a band cut by a border changes about half of its in-border entries,
+not exactly half.
 
 Acceptance: X' replaces X if E' < E, else with probability
 exp(-(E' - E) / T(k)). At T(k) = 0 a worse (or equal) state is never

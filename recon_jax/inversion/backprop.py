@@ -1,4 +1,5 @@
-"""Backpropagation to the input with the bold driver (SPEC A3.2, thesis 6.4).
+"""Backpropagation to the input with the bold driver (docs/methods.md, A3.2;
+thesis 6.4).
 
 Gradient descent on E(X) = 1/2||Y_n(X) - Y*_n||^2 + lambda/2||X||^2 (see
 objective.py), one bold driver per run (thesis 6.4.2, Battiti 1989):

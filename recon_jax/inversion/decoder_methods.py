@@ -1,5 +1,5 @@
 """Reconstruction by a trained decoder, and decoder-then-backprop
-(SPEC A3.3-4, thesis 6.5-6.7)."""
+(docs/methods.md, A3.3-4; thesis 6.5-6.7)."""
 import dataclasses
 import functools
 

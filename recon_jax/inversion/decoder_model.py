@@ -1,5 +1,5 @@
 """The decoder network D_n from layer n of the encoder back to its input
-(SPEC A3.3), and the encoder views it is trained on.
+(docs/methods.md, A3.3), and the encoder views it is trained on.
 
 A decoder mirrors the encoder (any network of the inversion protocol,
 recon_jax.models.invertible: normally the padded 'SAME' PhoneCNN; a CNN12 on

@@ -1,4 +1,4 @@
-"""Stacked decoder training (SPEC A3.3, thesis 6.5.5).
+"""Stacked decoder training (docs/methods.md, A3.3; thesis 6.5.5).
 
 Each step runs through `recon_jax.train.fit` (checkpointed, resumable, data
 parallel) in its own workdir subfolder:

@@ -18,10 +18,10 @@ kernel (shared, no bias). The result, of the input's length, is scaled to
 unit peak times max|x| of its clip. A map whose deconvnet output is all zero
 (always so for a map with zero activation, see `silent_maps`) gives zeros.
 
-The deconvnet starts where the authors' code does (SPEC B4): from the pooled
-ReLU output of blocks that pool (CNN12's 1-8), from the ReLU output of the
-others (9-11). `map_activity` ranks maps as that code does: mean |activation|
-of the same start point over time.
+The deconvnet starts where the authors' code does (docs/methods.md, B3):
+from the pooled ReLU output of blocks that pool (CNN12's 1-8), from the ReLU
+output of the others (9-11). `map_activity` ranks maps as that code does:
+mean |activation| of the same start point over time.
 
 How it runs: one jitted program per (network, layer, chunk size, shapes);
 every (clip, map) pair is an item, items are processed `chunk_size` at a

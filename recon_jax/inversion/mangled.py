@@ -1,4 +1,5 @@
-"""The "mangled network" check: switch unpooling leaks the input (SPEC A3.3).
+"""The "mangled network" check: switch unpooling leaks the input
+(docs/methods.md, A3.3).
 
 Zero the weights and bias of a decoder's first decoding conv layer and
 decode anyway: with 'switch' unpooling the outer stages, unpooled at the

@@ -1,4 +1,5 @@
-"""One entry point for the thesis's four reconstruction methods (SPEC A3).
+"""One entry point for the thesis's four reconstruction methods
+(docs/methods.md, A3).
 
     rec, runs, summary = reconstruct(method, model, params, layer, targets,
                                      key, config, decoder=..., switches=...,

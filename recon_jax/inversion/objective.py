@@ -1,4 +1,5 @@
-"""The reconstruction objective of the search methods (SPEC A3, thesis 6.4).
+"""The reconstruction objective of the search methods (docs/methods.md, A3;
+thesis 6.4).
 
     E(X) = 1/2 ||Y_n(X) - Y*_n||^2 + lambda/2 ||X||^2
 

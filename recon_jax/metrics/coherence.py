@@ -15,9 +15,9 @@ largest values; Fig. 7 averages that over a data set, per layer.
 - `mean_topk_coherence_batch(x, s, fs, k=5)`: the same measure for a whole
   data set, (N, T) and (N, T) -> (N,), in JAX (jit, vmap over clips).
 - `mean_top_peaks_coherence(x, s, fs, k=5)`: the authors' notebook
-  (paper1517/sonifications-paper1517, nbs_2/Coherence Test-*.ipynb,
-  SPEC B4): nperseg 160, noverlap 80 (20 and 10 ms at 8 kHz), nfft 512, and
-  the mean of the k highest *peaks* of C_xs (scipy.signal.find_peaks,
+  (paper1517/sonifications-paper1517, nbs_2/Coherence Test-*.ipynb;
+  docs/methods.md, B4): nperseg 160, noverlap 80 (20 and 10 ms at 8 kHz), nfft
+  512, and the mean of the k highest *peaks* of C_xs (scipy.signal.find_peaks,
   distance=2), not of the k largest values: one value per local maximum,
   so a broad coherent band counts once.
 
@@ -28,13 +28,13 @@ NaN/Inf, k outside 1..number of frequencies, bad Welch settings.
 Silent signals. Coherence is undefined (0/0) at a frequency where x or s
 has no power; a silent signal (all zeros, or constant within every segment,
 so nothing is left after detrending) has none anywhere. The deconvnet gives
-exactly zeros for a silent feature map (SPEC B3), so this does happen. Here
-frequencies where coherence is undefined are left out of the ranking (scipy
-gives NaN there), and a pair is *undefined* when fewer than k frequencies
-remain (always the case for a silent x or s); for the notebook variant, when
-any frequency is undefined or C_xs has fewer than k peaks (the notebook
-skips such a clip). An undefined pair raises `UndefinedCoherenceError` (a
-ValueError) by default; with `on_undefined='nan'` it gives NaN instead, so
+exactly zeros for a silent feature map (docs/methods.md, B3), so this does
+happen. Here frequencies where coherence is undefined are left out of the
+ranking (scipy gives NaN there), and a pair is *undefined* when fewer than k
+frequencies remain (always the case for a silent x or s); for the notebook
+variant, when any frequency is undefined or C_xs has fewer than k peaks (the
+notebook skips such a clip). An undefined pair raises `UndefinedCoherenceError`
+(a ValueError) by default; with `on_undefined='nan'` it gives NaN instead, so
 a data-set loop can mark silent maps: NaN never means anything else, since
 NaN inputs are refused. Average with np.nanmean and report the count of
 NaN (silent) clips beside it. "No power" means exactly zero: a nearly

@@ -1,4 +1,4 @@
-"""Reconstruction measures of the thesis (SPEC A4, thesis 7).
+"""Reconstruction measures of the thesis (docs/methods.md, A4; thesis 7).
 
 Spectrograms are the network's inputs: (N, F, T) magnitudes minus the
 training mean spectrogram (F, T). Waveforms are (N, L) phone signals (zero

@@ -12,8 +12,8 @@ fc10 N(0, 0.01), biases zero.
 
 The output of a block, the point where a deconvnet starts, is its ReLU
 output after the pool when the block pools (1-8) and the ReLU output for
-9-11 (SPEC B4). `apply(..., block=l)` returns a `CNN12Trace` of blocks
-1..l: every block's output, its ReLU output before pooling, every pool's
+9-11 (docs/methods.md, B3). `apply(..., block=l)` returns a `CNN12Trace` of
+blocks 1..l: every block's output, its ReLU output before pooling, every pool's
 switches and the pre-pool lengths, from one forward pass.
 """
 import dataclasses

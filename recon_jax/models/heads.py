@@ -40,8 +40,9 @@ class ProjectionHead(nn.Module):
   """SimCLR projection head z = f_proj(h).
 
   variant:
-    'code' (default, SPEC B2): as the authors' code, ReLU(h) -> Dense(hidden)
-      -> ReLU -> Dense(features, no bias), then L2-normalised rows.
+    'code' (default; docs/methods.md, C): as the authors' code,
+      ReLU(h) -> Dense(hidden) -> ReLU -> Dense(features, no bias), then
+      L2-normalised rows.
     'paper': the paper's text, Dense(hidden) -> ReLU -> Dense(features), not
       normalised (NT-Xent's cosine similarity normalises anyway).
   """

@@ -1,4 +1,5 @@
-"""The thesis's phone-classification CNN (SPEC A2), frequency convolution.
+"""The thesis's phone-classification CNN (docs/methods.md, A2), frequency
+convolution.
 
 Input: spectrograms (N, F, T) = (N, 201, 16). Frequency is the convolved
 axis and the T time frames are the channels, so a 1-D kernel of width k over

@@ -1,8 +1,8 @@
 """Short-time Fourier transform, its inverse and Griffin-Lim, in JAX.
 
 Conventions follow `scipy.signal.stft/istft` with `boundary=None/False,
-padded=False`. Defaults are the thesis's settings (SPEC A1): 16.7 ms window
-(267 samples at 16 kHz), 7.6 ms overlap (hop 145), 400-point FFT; a
+padded=False`. Defaults are the thesis's settings (docs/methods.md, A1): 16.7 ms
+window (267 samples at 16 kHz), 7.6 ms overlap (hop 145), 400-point FFT; a
 2554-sample phone gives a 201 x 16 (freq x time) spectrogram.
 
 Window: the thesis's spectrograms came from MATLAB's `spectrogram`, which

@@ -1,4 +1,5 @@
-"""The offline page to look at and listen to sonifications (SPEC B4).
+"""The offline page to look at and listen to sonifications
+(docs/methods.md, B4).
 
 `write_page(out_dir, manifest)` writes out_dir/index.html: one file with its
 CSS, script and data inline, no external URL, opened from file:// with no

@@ -1,4 +1,5 @@
-"""Contrastive (SimCLR) CNN12 training (SPEC B2), through `recon_jax.train.fit`.
+"""Contrastive (SimCLR) CNN12 training (docs/methods.md, B2), through
+`recon_jax.train.fit`.
 
 Per clip, two non-overlapping 2.5 s views (augment.contrastive_views: the
 first starts in the first half of the clip, the second >= 300 ms after the
@@ -69,7 +70,8 @@ def contrastive_config() -> ml_collections.ConfigDict:
   view_seconds / min_gap_seconds: the two views' length and the least gap
     between them (2.5 s, 0.3 s).
   projection_variant: 'code' (ReLU(h) -> Dense -> ReLU -> Dense no bias,
-    L2-normalised; the authors' code, SPEC B2) or 'paper' (the text's MLP).
+    L2-normalised; the authors' code; docs/methods.md, C) or 'paper' (the
+    text's MLP).
   projection_hidden / projection_features: 512 / 512.
   eval_clips: validation clips whose pair accuracy and loss are reported
     (the first ones; bounds the (2N)^2 similarity matrix).

@@ -1,5 +1,5 @@
-"""Supervised CNN12 training (SPEC B2): keywords (softmax CE) or events
-(sigmoid BCE), through `recon_jax.train.fit`.
+"""Supervised CNN12 training (docs/methods.md, B2): keywords (softmax CE) or
+events (sigmoid BCE), through `recon_jax.train.fit`.
 
 The step (jitted by `fit`, data parallel over the 'data' mesh axis) draws
 everything from its key: a random crop of `train.crop_seconds` of each clip
@@ -67,7 +67,7 @@ EVAL_JSON = "eval.json"
 def model_config(width_divisor: int = 1) -> ml_collections.ConfigDict:
   """The `model` block: CNN12 and its classifier head.
 
-  width_multiplier: 1 (CNN12) or 2 (CNN12_x2), SPEC B1.
+  width_multiplier: 1 (CNN12) or 2 (CNN12_x2) (docs/methods.md, B1).
   width_divisor: every conv width is divided by it (1: the paper's widths;
     the CPU-sized defaults use 8: 330,856 encoder parameters instead of
     13,757,248; the 512-d embedding layer keeps its width).
@@ -86,7 +86,8 @@ def model_config(width_divisor: int = 1) -> ml_collections.ConfigDict:
 
 
 def train_config() -> ml_collections.ConfigDict:
-  """The `train` block (SPEC B2 defaults; sizes set by each config file).
+  """The `train` block (defaults: docs/methods.md, B2; sizes set by each
+  config file).
 
   batch_size: the global batch (split over the devices).
   num_epochs, warmup_epochs: epochs of training and of linear warm-up.

@@ -11,8 +11,8 @@ with sim the cosine similarity; the loss is the mean of l_i over the 2N
 anchors.
 
 Data parallel: inside `shard_map`/`pmap` over `axis_name`, each device holds
-n = N / D pairs. With negatives='global' (the paper's text, SPEC B2) every
-local anchor is scored against the all-gathered global batch, so the loss
+n = N / D pairs. With negatives='global' (the paper's text; docs/methods.md, B2)
+every local anchor is scored against the all-gathered global batch, so the loss
 and its gradients equal those of one device holding the whole batch.
 negatives='per_device' (the authors' PyTorch/XLA code) scores each shard on
 its own (2n - 2 negatives per anchor) and averages the per-shard losses.

@@ -1,4 +1,5 @@
-"""Optimisers and schedules of the sonification paper's recipes (SPEC B2).
+"""Optimisers and schedules of the sonification paper's recipes
+(docs/methods.md, B2).
 
 Adam with weight decay, a linear warm-up for `warmup_epochs` epochs, then
 cosine decay to zero without restarts (optax schedules). The paper's text

@@ -1,4 +1,5 @@
-"""Training and evaluating the thesis's phone CNN on PhoneData (SPEC A2).
+"""Training and evaluating the thesis's phone CNN on PhoneData
+(docs/methods.md, A2).
 
 A trained network's folder records what made it: `model_config.json` (the
 network and its input shape, what a loader needs) and, through `fit`,
