@@ -9,6 +9,6 @@ recon-jax --config=configs/thesis_quick.py --workdir="$R/thesis_quick"
 recon-jax --config=configs/thesis_quick.py --workdir="$R/thesis_curvature" \
     --config.reconstruction.backprop.step_scale=curvature \
     --config.reconstruction.methods="('backprop',)"
-# The README's thesis findings are quoted from the main run's findings.json.
-python -m recon_jax.report.readme_quote --thesis="$R/thesis_quick"
+# The README's thesis tables and findings are quoted from these runs.
+python -m recon_jax.report.readme_quote --thesis="$R"
 echo "tables: $R/thesis_quick/reconstruction/results.md, $R/thesis_curvature/reconstruction/results.md"
