@@ -83,7 +83,6 @@ from recon_jax.report import comparison as report
 from recon_jax.report import sonification_page as page_lib
 from recon_jax.train import cnn12_data
 from recon_jax.train import cnn12_eval
-from recon_jax.train import cnn12_supervised as sup
 from recon_jax.train import phone_classifier
 
 NETWORKS = report.NETWORKS
@@ -395,12 +394,8 @@ def load_cnn12_subject(config, paths, encoder) -> Subject:
   run = _cnn12_run(config, paths)
   data_block = _data_block(config, paths)
   data = cnn12_data.load_data(data_block, run)
-  made = provenance.read_json(os.path.join(run, sup.MADE_BY))
-  if made.get("data") != data.fingerprint:
-    raise provenance.ProvenanceError(
-        f"{run} was trained on data {made.get('data')}, but config.data gives"
-        f" {data.fingerprint} ({cnn12_data.data_dir(data_block, run)}); point"
-        " config.data.dir at the set the run was trained on")
+  cnn12_eval.check_trained_on(run, data,
+                              cnn12_data.data_dir(data_block, run))
   length = int(round(config.clip_seconds * CNN12_RATE))
   store = cnn12_data.clip_store(data, config.split)
   if config.num_examples > len(store):

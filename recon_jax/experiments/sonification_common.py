@@ -78,12 +78,8 @@ def load_inputs(config, workdir: str) -> Inputs:
     if not config[field]:
       continue
     for _, run in seed_runs(config[field], field):
-      made = provenance.read_json(os.path.join(run, sup.MADE_BY))
-      if made.get("data") != data.fingerprint:
-        raise provenance.ProvenanceError(
-            f"{run} was trained on data {made.get('data')}, but config.data "
-            f"gives {data.fingerprint} ({cnn12_data.data_dir(config.data, workdir)}"
-            "); point config.data at the set the runs were trained on")
+      cnn12_eval.check_trained_on(run, data,
+                                  cnn12_data.data_dir(config.data, workdir))
   store = cnn12_data.clip_store(data, config.split)
   part = data.split(config.split)
   names = getattr(part, "fnames", None) or getattr(part, "files")

@@ -37,6 +37,21 @@ LOGITS_NPZ = "logits.npz"
 ACTIVE_NPZ = "active.npz"
 
 
+def every_seeds_encoder(config) -> dict:
+  """{'supervised' | 'contrastive': [(seed, cnn12_eval.Encoder)]}: every
+  seed of config.supervised and config.contrastive."""
+  return {name: [(seed, cnn12_eval.load_encoder(run))
+                 for seed, run in common.seed_runs(config[name], name)]
+          for name in ("supervised", "contrastive")}
+
+
+def fingerprints_by_seed(groups: dict) -> dict:
+  """{'group/seed_s': parameter fingerprint} of {group: [(seed, model)]}
+  (what an analysis' record names)."""
+  return {f"{g}/seed_{s}": m.record["fingerprint"]
+          for g, runs in groups.items() for s, m in runs}
+
+
 def seed_spread(values) -> dict:
   """{mean, ci95 (t-interval half-width over seeds, NaN for one), values}."""
   values = [float(v) for v in values]
@@ -239,8 +254,7 @@ def residual_test(config, workdir: str, inputs=None) -> dict:
   if not classifiers:
     raise ValueError("the residual test needs classifier runs: set "
                      "config.supervised, config.probe or config.finetune")
-  models = {f"{g}/seed_{s}": c.record["fingerprint"]
-            for g, runs in classifiers.items() for s, c in runs}
+  models = fingerprints_by_seed(classifiers)
   folder, saved = common.resume(config, workdir, inputs, "residual_test",
                                 models)
   if saved is not None:
@@ -416,11 +430,8 @@ def coherence(config, workdir: str, inputs=None) -> dict:
   figure's points); "tests": the bootstrap intervals.
   """
   inputs = inputs or common.load_inputs(config, workdir)
-  encoders = {name: [(seed, cnn12_eval.load_encoder(run))
-                     for seed, run in common.seed_runs(config[name], name)]
-              for name in ("supervised", "contrastive")}
-  models = {f"{g}/seed_{s}": e.record["fingerprint"]
-            for g, runs in encoders.items() for s, e in runs}
+  encoders = every_seeds_encoder(config)
+  models = fingerprints_by_seed(encoders)
   folder, saved = common.resume(config, workdir, inputs, "coherence", models)
   if saved is not None:
     return saved
@@ -494,11 +505,8 @@ def active_maps(config, workdir: str, inputs=None) -> dict:
   (the paper: deeper contrastive layers keep more maps active).
   """
   inputs = inputs or common.load_inputs(config, workdir)
-  encoders = {name: [(seed, cnn12_eval.load_encoder(run))
-                     for seed, run in common.seed_runs(config[name], name)]
-              for name in ("supervised", "contrastive")}
-  models = {f"{g}/seed_{s}": e.record["fingerprint"]
-            for g, runs in encoders.items() for s, e in runs}
+  encoders = every_seeds_encoder(config)
+  models = fingerprints_by_seed(encoders)
   folder, saved = common.resume(config, workdir, inputs, "active_maps",
                                 models)
   if saved is not None:

@@ -61,6 +61,18 @@ def encoder_config() -> ml_collections.ConfigDict:
   return c
 
 
+def check_trained_on(run: str, data, where: str) -> None:
+  """ProvenanceError unless the run in folder `run` was trained on `data`
+  (its made_by.json's data fingerprint); `where` says where that data was
+  read from."""
+  made = provenance.read_json(os.path.join(run, sup.MADE_BY))
+  if made.get("data") != data.fingerprint:
+    raise provenance.ProvenanceError(
+        f"{run} was trained on data {made.get('data')}, but config.data "
+        f"gives {data.fingerprint} ({where}); point config.data at the set "
+        "the run was trained on")
+
+
 def seed_dir(workdir: str, seed: int) -> str:
   return os.path.join(workdir, f"seed_{seed}")
 
