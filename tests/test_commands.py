@@ -122,3 +122,12 @@ def test_every_config_file_has_its_experiments_fields():
       c = importlib.import_module(f"configs.{module[:-3]}").get_config(
           *([variant] if variant else []))
       registry.check_fields(e, c)
+
+
+def test_every_sonification_analysis_is_an_experiment():
+  """configs/sonification.py:<analysis> runs each analysis alone."""
+  from configs import sonification as sonification_config  # pylint: disable=g-import-not-at-top
+  for name in sonification_config.ANALYSES:
+    e = registry.EXPERIMENTS[name]
+    assert e.analyses == (name,)
+    assert sonification_config.get_config(name).experiment == name

@@ -89,8 +89,11 @@ EXPERIMENTS = {e.name: e for e in (
               "Fig. 6: classifiers on x minus its sonification"),
     _analysis("coherence",
               "Fig. 7: mean top-5 coherence of x and its sonification"),
+    _analysis("active_maps",
+              "Sec. 3.3: deep maps active for some clip, contrastive vs "
+              "supervised"),
     _analysis("feature_evolution",
-              "Fig. 5: one map sonified at every kept checkpoint"),
+              "Fig. 5: random maps sonified at every kept checkpoint"),
     _analysis("layer_importance",
               "Fig. 4: probes and fine-tuning on encoders cut at a block"),
     _analysis("sonification_page",
