@@ -216,18 +216,21 @@ def test_feature_evolution_sonifies_random_maps_from_step_0(runs, analysed):
   want = sonification.evolution_maps(config, activity, layer)
   assert [e["map"] for e in ev["entries"]] == want
   assert len(want) == config.evolution.maps_per_layer
+  first = cnn12_eval.load_encoder(run, 0)
+  start = sonification._activity(first, inputs.store, layer, 8)
   for entry in ev["entries"]:
     assert entry["layer"] == layer
-    # Each map on the clip it activates most at the end.
-    assert entry["clip_index"] == int(np.argmax(activity[:, entry["map"] -
-                                                         1]))
+    # Each map on the clip it activates most at the end (a map dead at the
+    # end: at step 0).
+    m = entry["map"] - 1
+    assert entry["dead_at_end"] == (activity[:, m].max() <= 0)
+    chosen = start if entry["dead_at_end"] else activity
+    assert entry["clip_index"] == int(np.argmax(chosen[:, m]))
     assert [s["step"] for s in entry["steps"]] == steps
     for s in entry["steps"]:
       assert os.path.exists(os.path.join(workdir, "feature_evolution",
                                          s["sonification_wav"]))
   (dead,) = ev["dead"]
-  first = cnn12_eval.load_encoder(run, 0)
-  start = sonification._activity(first, inputs.store, layer, 8)
   assert dead["dead_at_end"] == [int(m) + 1 for m in
                                  np.flatnonzero(activity.max(0) <= 0)]
   assert dead["alive_at_first_step"] == [

@@ -198,7 +198,8 @@ def feature_evolution(config, workdir: str, inputs=None) -> dict:
 
   For each layer: the maps evolution_maps picks, each on the clip with its
   largest activity at the contrastive run's last checkpoint (a map dead
-  there, silent on every clip, keeps the first clip and is marked dead),
+  there, silent on every clip, on the clip with its largest activity at the
+  first kept step instead, and marked dead),
   sonified at every kept step (step 0, the initialisation, included when
   the run kept it). Also, per layer, the maps dead at the end (silent on
   every clip) and how many of them were active for some clip at the first
@@ -230,7 +231,11 @@ def feature_evolution(config, workdir: str, inputs=None) -> dict:
                  "alive_at_first_step": [
                      int(m) + 1 for m in dead_end if start[:, m].max() > 0]})
     for m in evolution_maps(config, end, layer):
-      clip = int(np.argmax(end[:, m - 1]))
+      # The clip that activates the map most at the end; a map dead there
+      # has none, so it gets the one that activated it most at the first
+      # kept step (where the paper's dead unit still sounds).
+      dead_map = end[:, m - 1].max() <= 0
+      clip = int(np.argmax((start if dead_map else end)[:, m - 1]))
       entries.append(_evolve(folder, inputs, layer, m, clip,
                              float(end[clip, m - 1]), steps, encoders))
   bar.close()
