@@ -33,6 +33,7 @@ from recon_jax.train import cnn12_supervised as sup
 
 GROUPS = {"supervised": "supervised", "fc_only": "probe", "full": "finetune"}
 CONDITIONS = ("most_active", "random_map", "same_energy_noise")
+SHUFFLES = 5  # Label shuffles the "learned" check compares with.
 LOGITS_NPZ = "logits.npz"
 ACTIVE_NPZ = "active.npz"
 
@@ -182,7 +183,8 @@ def residual_statistics(config, metric: ClipMetric, logits: dict,
   seeds: {group: [seed, ...]}. Per group: "clean", and per layer
   "residual" (most active map), "random_map", "same_energy_noise" (mean,
   ci95 over seeds, values: the figure's points); and the bootstrap
-  intervals: "learned" (clean metric - chance), per layer "drop" (clean -
+  intervals: "learned" (clean metric - the metric of the same scores on
+  shuffled clips: chance, resampled alike), per layer "drop" (clean -
   residual), "versus_random" (random-map residual - residual),
   "versus_noise" (noise residual - residual), each also averaged over the
   layers ("..._over_layers").
@@ -214,9 +216,22 @@ def residual_statistics(config, metric: ClipMetric, logits: dict,
                       for a, b in pairs], axis=0)
       return _interval(config, est, dist, what)
 
-    learned_est = float(np.mean(full["clean"] - metric.chance))
-    learned = _interval(config, learned_est, statistics.seed_mean(
-        boot["clean"] - metric.chance, pick), what)
+    # Learned: the metric minus the same scores' metric on shuffled clips,
+    # both on each resample (mAP of clips drawn with replacement is biased
+    # up; against the constant chance level that bias would not cancel).
+    clean = [logits[_key(group, s)] for s in group_seeds]
+    shuffles = [np.random.default_rng([config.statistics.seed, 7, i])
+                .permutation(num_clips) for i in range(SHUFFLES)]
+    null_full = np.array([np.mean([metric(z[p]) for p in shuffles])
+                          for z in clean])
+    null_boot = np.stack([np.mean([metric.resampled(z[p], drawn.clips)
+                                   for p in shuffles], axis=0)
+                          for z in clean])
+    learned = _interval(
+        config, float(np.mean(full["clean"] - null_full)),
+        statistics.seed_mean(boot["clean"] - null_boot, pick),
+        f"{what}; against the same scores on clips shuffled ({SHUFFLES} "
+        "shuffles)")
     out = {"clean": seed_spread(full["clean"]), "learned": learned}
     for c, field in zip(CONDITIONS, ("residual", "random_map",
                                      "same_energy_noise")):

@@ -174,8 +174,10 @@ def _sonification(root, folder) -> list[str]:
     res = os.path.join(base, "residual_test", "results.json")
     if os.path.exists(res):
       r = provenance.read_json(res)
-      out += [f"Did the classifiers learn? Test {r['metric']} minus chance "
-              f"({r['chance']:.3f}) with its 95% interval:", ""]
+      out += [f"Did the classifiers learn? Test {r['metric']} minus the "
+              f"same scores' {r['metric']} on shuffled clips (chance, "
+              f"{r['chance']:.3f} for {r['metric']}) with its 95% interval:",
+              ""]
       out += [f"- {sonification_findings.GROUP_NAMES.get(g, g)}: "
               f"{statistics.format_interval(v['learned'])}: " + (
                   "above chance" if statistics.verdict(v["learned"])

@@ -24,8 +24,8 @@ GROUP_NAMES = {"supervised": "supervised CNN12",
 def _learned_gate(group_results, metric, label):
   learned = group_results["learned"]
   ok = statistics.verdict(learned) == statistics.HOLDS
-  return ok, (f"the {label} is not above chance ({metric} - chance "
-              f"{statistics.format_interval(learned)})")
+  return ok, (f"the {label} is not above chance ({metric} - its metric on "
+              f"shuffled clips {statistics.format_interval(learned)})")
 
 
 def _residual_findings(res) -> list[dict]:
@@ -41,7 +41,7 @@ def _residual_findings(res) -> list[dict]:
         f"{label}: removing the most active map's sonification lowers "
         f"{metric} (Fig. 6)", g["drop_over_layers"], "",
         f"{metric} drop (clean - residual), mean over blocks "
-        f"{layers[0]}-{layers[-1]}; clean {clean:.3f} (chance "
+        f"{', '.join(map(str, layers))}; clean {clean:.3f} (chance "
         f"{res['chance']:.3f}, {seeds} seed{'s' * (seeds > 1)}); the drop "
         f"holds at {per_layer.count(statistics.HOLDS)} of {len(layers)} "
         "blocks", gate=gate))
