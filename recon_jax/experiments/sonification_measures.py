@@ -323,9 +323,14 @@ def coherence_per_clip(config, enc, store, layer) -> np.ndarray:
   return values
 
 
-def _resampled_nanmean(values, clip_indices) -> np.ndarray:
-  """(B,) mean of the defined values among each resample's clips."""
-  return _row_nanmean(np.asarray(values, np.float64)[clip_indices])
+def _fall_tests(config, falls: dict, what: str) -> dict:
+  """{group: {"falls": interval}, "falls_faster": supervised's fall minus
+  contrastive's} from {group: (estimate, (B,) resampled falls)}."""
+  out = {g: {"falls": _interval(config, *f, what)} for g, f in falls.items()}
+  if {"supervised", "contrastive"} <= set(falls):
+    (es, ds), (ec, dc) = falls["supervised"], falls["contrastive"]
+    out["falls_faster"] = _interval(config, es - ec, ds - dc, what)
+  return out
 
 
 def coherence_statistics(config, values: dict) -> dict:
@@ -340,20 +345,15 @@ def coherence_statistics(config, values: dict) -> dict:
   drawn = _draw(config, num_clips, seeds)
   what = (f"paired bootstrap over {num_clips} clips, seeds redrawn, "
           f"{config.statistics.num_resamples} resamples")
-  out, falls = {}, {}
+  falls = {}
   for g, v in values.items():
-    with np.errstate(invalid="ignore"):
-      means = _row_nanmean(v)  # (S, L)
+    means = statistics.finite_mean(v)  # (S, L)
     est = float(np.mean(means[:, 0] - means[:, -1]))
-    per_seed = np.stack([_resampled_nanmean(v[s, 0], drawn.clips)
-                         - _resampled_nanmean(v[s, -1], drawn.clips)
+    per_seed = np.stack([statistics.resampled_finite_mean(v[s, 0], drawn.clips)
+                         - statistics.resampled_finite_mean(v[s, -1], drawn.clips)
                          for s in range(v.shape[0])])
     falls[g] = (est, statistics.seed_mean(per_seed, drawn.seeds[g]))
-    out[g] = {"falls": _interval(config, *falls[g], what)}
-  if {"supervised", "contrastive"} <= set(falls):
-    (es, ds), (ec, dc) = falls["supervised"], falls["contrastive"]
-    out["falls_faster"] = _interval(config, es - ec, ds - dc, what)
-  return out
+  return _fall_tests(config, falls, what)
 
 
 def coherence_per_map(config, enc, inputs, layer) -> np.ndarray:
@@ -374,15 +374,7 @@ def coherence_per_map(config, enc, inputs, layer) -> np.ndarray:
   values = np.array([metrics.mean_top_peaks_coherence(
       inputs.store.clip(clip), sonified[clip, m], common.SAMPLE_RATE,
       k=config.coherence.k, on_undefined="nan") for clip, m in pairs])
-  return _row_nanmean(values.reshape(indices.shape))
-
-
-def _row_nanmean(values) -> np.ndarray:
-  """(R,) mean of each row's finite values; NaN for a row with none."""
-  finite = np.isfinite(values)
-  count = finite.sum(-1)
-  total = np.where(finite, values, 0.0).sum(-1)
-  return np.where(count > 0, total / np.maximum(count, 1), np.nan)
+  return statistics.finite_mean(values.reshape(indices.shape))
 
 
 def coherence_statistics_over_maps(config, values: dict) -> dict:
@@ -409,20 +401,15 @@ def coherence_statistics_over_maps(config, values: dict) -> dict:
   what = (f"bootstrap over maps ({first} of the first layer, {last} of the "
           f"last, resampled apart), seeds redrawn, {s.num_resamples} "
           "resamples")
-  out, falls = {}, {}
+  falls = {}
   for g, v in values.items():
-    with np.errstate(invalid="ignore"):
-      est = float(np.mean([_row_nanmean(seed[0]) - _row_nanmean(seed[-1])
-                           for seed in v]))
-    per_seed = np.stack([_resampled_nanmean(seed[0], draw_first.clips)
-                         - _resampled_nanmean(seed[-1], draw_last.clips)
+    est = float(np.mean([statistics.finite_mean(seed[0])
+                         - statistics.finite_mean(seed[-1]) for seed in v]))
+    per_seed = np.stack([statistics.resampled_finite_mean(seed[0], draw_first.clips)
+                         - statistics.resampled_finite_mean(seed[-1], draw_last.clips)
                          for seed in v])
     falls[g] = (est, statistics.seed_mean(per_seed, draw_first.seeds[g]))
-    out[g] = {"falls": _interval(config, *falls[g], what)}
-  if {"supervised", "contrastive"} <= set(falls):
-    (es, ds), (ec, dc) = falls["supervised"], falls["contrastive"]
-    out["falls_faster"] = _interval(config, es - ec, ds - dc, what)
-  return out
+  return _fall_tests(config, falls, what)
 
 
 def _jsonable_values(v):
@@ -471,9 +458,8 @@ def coherence(config, workdir: str, inputs=None) -> dict:
   bar.close()
   groups = {}
   for name, per_seed in values.items():
-    with np.errstate(invalid="ignore"):
-      means = np.array([[np.nanmean(v) if np.isfinite(v).any() else np.nan
-                         for v in seed] for seed in per_seed])  # (S, L)
+    means = np.array([[statistics.finite_mean(v) for v in seed]
+                      for seed in per_seed])  # (S, L)
     groups[name] = {
         "coherence": [seed_spread(means[:, l]) for l in range(means.shape[1])],
         "left_out": [int(sum(np.isnan(seed[l]).sum() for seed in per_seed))

@@ -76,6 +76,23 @@ def seed_mean(per_seed: np.ndarray, seed_indices: np.ndarray) -> np.ndarray:
   return taken.mean(axis=1)
 
 
+def finite_mean(values) -> np.ndarray:
+  """Mean over the last axis of the finite values (NaN: left out, e.g. a
+  silent sonification or a diverged reconstruction); NaN where a row has
+  none. No warning, unlike np.nanmean on an all-NaN row."""
+  values = np.asarray(values, np.float64)
+  finite = np.isfinite(values)
+  count = finite.sum(-1)
+  total = np.where(finite, values, 0.0).sum(-1)
+  return np.where(count > 0, total / np.maximum(count, 1), np.nan)
+
+
+def resampled_finite_mean(values, clip_indices) -> np.ndarray:
+  """(B,) finite_mean of per-clip values (N,) over each resample's rows of
+  clip_indices (B, N)."""
+  return finite_mean(np.asarray(values, np.float64)[clip_indices])
+
+
 def percentile_interval(estimate: float, distribution, level: float = 0.95,
                         *, method: str = "") -> dict:
   """{"estimate", "low", "high", "level", "method"} from bootstrap values.

@@ -21,19 +21,9 @@ NAMES = {"annealing": "simulated annealing", "backprop": "backpropagation",
 MEASURE = "mxcorr2"
 
 
-def _resampled_mean(values, clip_indices) -> np.ndarray:
-  """(B,) mean of the finite values among each resample's rows."""
-  v = np.asarray(values, np.float64)[clip_indices]
-  finite = np.isfinite(v)
-  count = finite.sum(-1)
-  return np.where(count > 0, np.where(finite, v, 0).sum(-1)
-                  / np.maximum(count, 1), np.nan)
-
-
 def _mean(values) -> float:
-  v = np.asarray(values, np.float64)
-  return float(np.mean(v[np.isfinite(v)])) if np.isfinite(v).any() else (
-      float("nan"))
+  """The mean of the finite values (diverged examples left out)."""
+  return float(statistics.finite_mean(values))
 
 
 def findings(results: dict, layers, methods, *, num_resamples: int = 2000,
@@ -58,7 +48,7 @@ def findings(results: dict, layers, methods, *, num_resamples: int = 2000,
   def paired(pairs):
     """Mean over `pairs` of mean(a - b) over phones: (estimate, (B,))."""
     est = np.mean([_mean(phones[a] - phones[b]) for a, b in pairs])
-    dist = np.mean([_resampled_mean(phones[a] - phones[b], drawn)
+    dist = np.mean([statistics.resampled_finite_mean(phones[a] - phones[b], drawn)
                     for a, b in pairs], axis=0)
     return statistics.percentile_interval(est, dist, level, method=what)
 
@@ -104,8 +94,8 @@ def findings(results: dict, layers, methods, *, num_resamples: int = 2000,
     for m in methods:
       est = np.mean([_mean(phones[m, l]) - _mean(chirps[m, l])
                      for l in layers])
-      dist = np.mean([_resampled_mean(phones[m, l], drawn)
-                      - _resampled_mean(chirps[m, l], chirp_draw)
+      dist = np.mean([statistics.resampled_finite_mean(phones[m, l], drawn)
+                      - statistics.resampled_finite_mean(chirps[m, l], chirp_draw)
                       for l in layers], axis=0)
       out.append(findings_report.finding(
           f"{NAMES[m]}: phones are reconstructed better than chirps "
