@@ -26,7 +26,6 @@ setuptools.setup(
         "matplotlib>=3.8,<4",
         # The only offline source of speech with exact phone timings.
         "espeakng-loader>=0.2.4,<0.3",
-        "tensorflow-datasets>=4.9,<5",
         # The field's TensorBoard event writer (no TensorFlow needed).
         "tensorboardX>=2.6,<3",
         # Progress bars with ETA for every long stage.
@@ -37,15 +36,24 @@ setuptools.setup(
         "grain>=0.2.12,<0.3",
         "array-record>=0.7,<0.9",
     ],
+    # The base install is what the main job (configs/mission.py) imports;
+    # sizes per dependency: docs/install.md.
     extras_require={
         # References the tests compare with (torch: the paper's own framework,
         # CPU build; scikit-learn: mAP/AUC), a browser driver for the page
-        # test, and TensorFlow for the TFDS source's tests.
+        # test, and TFDS with TensorFlow for the TFDS source's tests (and
+        # for reading the event files the metric writer's test checks).
         "test": ["pytest>=8,<10", "pytest-xdist>=3.5,<4", "torch==2.13.0",
                  "scikit-learn>=1.4,<2", "playwright>=1.45,<2",
-                 "tensorflow-cpu>=2.16,<3"],
-        # TFDS builders import TensorFlow: only needed to read TFDS sources.
-        "tfds": ["tensorflow-cpu>=2.16,<3"],
+                 "tensorflow-datasets>=4.9,<5", "tensorflow-cpu>=2.16,<3"],
+        # The TFDS speech_commands source (recon_jax.data.tfds_source, a
+        # second keyword source; imported only when read): TFDS and the
+        # TensorFlow its readers need. Not in the base install: with its
+        # dependencies (pyarrow) TFDS adds about 210 MB (docs/install.md).
+        "tfds": ["tensorflow-datasets>=4.9,<5", "tensorflow-cpu>=2.16,<3"],
+        # TensorBoard itself, to view the event files runs write
+        # (`tensorboard --logdir`); writing them needs only tensorboardX.
+        "tensorboard": ["tensorboard>=2.16,<3"],
         # References users compare with; torch pinned to the CPU build.
         "bench": ["torch==2.13.0", "librosa>=0.10,<0.12"],
     },

@@ -1,4 +1,5 @@
 """TFDS speech_commands as a keyword source (mocked: no network, no data)."""
+import subprocess
 import sys
 
 import numpy as np
@@ -7,6 +8,7 @@ import tensorflow_datasets as tfds
 
 from recon_jax.data import tfds_source
 from recon_jax.data.audio_io import AudioError
+import subprocess_env  # tests/subprocess_env.py
 
 
 @pytest.fixture(scope="module")
@@ -60,8 +62,41 @@ def test_errors(monkeypatch, tmp_path):
                        "shorter than the minimum of 9000"):
       tfds_source.load_tfds_speech_commands(str(tmp_path), min_samples=9000)
   monkeypatch.setitem(sys.modules, "tensorflow", None)  # As if not installed.
-  with pytest.raises(ImportError, match=r"pip install 'recon_jax\[tfds\]'"):
+  with pytest.raises(ImportError, match=r"not installed: tensorflow \(.*"
+                     r"'tfds' extra.*: pip install -e \"\.\[tfds\]\"$"):
     tfds_source.load_tfds_speech_commands(str(tmp_path))
+
+
+def test_without_tfds_one_error_names_the_extra(monkeypatch, tmp_path):
+  monkeypatch.setitem(sys.modules, "tensorflow_datasets", None)
+  with pytest.raises(ImportError, match=r"not installed: tensorflow_datasets "
+                     r"\(.*'tfds' extra.*: pip install -e \"\.\[tfds\]\"$"):
+    tfds_source.load_tfds_speech_commands(str(tmp_path))
+  # Settings are still checked first, without TFDS.
+  with pytest.raises(ValueError, match="peak='loud'"):
+    tfds_source.load_tfds_speech_commands(str(tmp_path), peak="loud")
+
+
+def test_every_module_imports_without_tfds_or_tensorflow():
+  """The base install has neither (the `tfds` extra brings them): importing
+  the package and every one of its modules must not need them."""
+  code = (
+      "import importlib, pkgutil, sys\n"
+      "sys.modules['tensorflow_datasets'] = None  # as if not installed\n"
+      "sys.modules['tensorflow'] = None\n"
+      "import recon_jax\n"
+      "names = [m.name for m in pkgutil.walk_packages(recon_jax.__path__,\n"
+      "                                               'recon_jax.')]\n"
+      "for name in names:\n"
+      "  importlib.import_module(name)\n"
+      "assert sys.modules['tensorflow_datasets'] is None\n"
+      "assert 'recon_jax.data.tfds_source' in names, names\n"
+      "print(len(names))\n")
+  out = subprocess.run([sys.executable, "-c", code], capture_output=True,
+                       text=True, timeout=600,
+                       env=subprocess_env.env(devices=1))
+  assert out.returncode == 0, out.stderr[-3000:]
+  assert int(out.stdout.split()[-1]) > 50
 
 
 def test_a_tfds_source_packs_and_reads_back(mocked, tmp_path):

@@ -9,10 +9,13 @@ audio_io) and zero-padded to 1 s.
 
 Nothing is downloaded: the data must already be prepared in `data_dir`
 (`tfds build speech_commands --data_dir=DIR` on a machine with network).
-tensorflow_datasets is imported inside the function; reading prepared data
-needs TensorFlow, which comes with the `tfds` extra
-(pip install 'recon_jax[tfds]').
+Neither tensorflow_datasets nor the TensorFlow its readers need is in the
+base install: both come with the `tfds` extra (pip install -e ".[tfds]"),
+and are imported inside the function, so every other path (and importing
+this module) works without them.
 """
+import importlib
+
 import numpy as np
 
 from recon_jax import provenance
@@ -25,19 +28,25 @@ NAME = "speech_commands"
 TFDS_RATE = 16000
 # Our split names -> TFDS's.
 SPLITS = {"train": "train", "validation": "validation", "test": "test"}
+# What the error says when tensorflow_datasets or TensorFlow is missing.
+INSTALL_HINT = ("Install the 'tfds' extra (tensorflow-datasets and "
+                "tensorflow-cpu): pip install -e \".[tfds]\"")
 
 
 def _import_tfds():
-  try:
-    # pylint: disable-next=g-import-not-at-top,unused-import
-    import tensorflow  # noqa: F401
-  except ImportError as e:
+  """tensorflow_datasets, or one ImportError naming the `tfds` extra."""
+  missing = []
+  for module in ("tensorflow_datasets", "tensorflow"):
+    try:
+      importlib.import_module(module)
+    except ImportError as e:
+      missing.append(f"{module} ({e})")
+  if missing:
     raise ImportError(
-        "reading TFDS speech_commands needs TensorFlow, which is not "
-        f"installed ({e}); install the 'tfds' extra: pip install "
-        "'recon_jax[tfds]'") from None
-  import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
-  return tfds
+        "reading TFDS speech_commands needs tensorflow_datasets and "
+        f"TensorFlow; not installed: {'; '.join(missing)}. "
+        f"{INSTALL_HINT}") from None
+  return importlib.import_module("tensorflow_datasets")
 
 
 def load_tfds_speech_commands(data_dir, *, sample_rate=8000, peak="always",
@@ -62,7 +71,8 @@ def load_tfds_speech_commands(data_dir, *, sample_rate=8000, peak="always",
     background clips.
 
   Raises:
-    ImportError naming the `tfds` extra when TensorFlow is missing;
+    ImportError naming the `tfds` extra when tensorflow_datasets or
+    TensorFlow is missing;
     FileNotFoundError when data_dir holds no prepared speech_commands;
     AudioError naming the example for a silent, NaN or too long clip;
     ValueError for a bad setting.

@@ -1,8 +1,11 @@
 """Metric writers: plain log lines, a JSON-lines file and TensorBoard events.
 
-TensorBoard event files are written by `tensorboardX.SummaryWriter`; the
-same scalars go to `metrics.jsonl` (one JSON object per call) and to an absl
-log line, which is what TPU users read.
+TensorBoard event files are written by `tensorboardX.SummaryWriter` (in the
+base install; no TensorFlow needed); the same scalars go to `metrics.jsonl`
+(one JSON object per call) and to an absl log line, which is what TPU users
+read. Viewing the events (`tensorboard --logdir DIR`) needs TensorBoard
+itself, which comes with the `tensorboard` extra:
+pip install -e ".[tensorboard]".
 """
 import json
 import math
